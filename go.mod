@@ -1,0 +1,3 @@
+module github.com/chorus-project/chorus
+
+go 1.26
