@@ -1,0 +1,5 @@
+package quorum
+
+import "sync"
+
+var mu sync.Mutex
