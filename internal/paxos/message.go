@@ -1,0 +1,137 @@
+package paxos
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/chorus-project/chorus/internal/peer"
+	"github.com/chorus-project/chorus/internal/wire"
+)
+
+// WireKind is the envelope kind under which a shell sends an encoded Message
+// (see package wire: 0x0100-0x01ff belongs to paxos).
+const WireKind wire.Kind = 0x0100
+
+// MessageType says which exchange a Message belongs to.
+type MessageType uint8
+
+const (
+	// MsgPrePrepare asks "would you promise this ballot?" without changing
+	// the receiver's state (pre-vote: a partitioned member cannot inflate
+	// ballots and depose a healthy leader when it returns).
+	MsgPrePrepare MessageType = iota + 1
+	// MsgPrePromise answers MsgPrePrepare; Reject means no.
+	MsgPrePromise
+	// MsgPrepare is phase 1a: promise Ballot, here is my Commit.
+	MsgPrepare
+	// MsgPromise is phase 1b: the acceptor promised Ballot and sends its
+	// accepted entries above the candidate's Commit. With Reject, it did not
+	// promise: Ballot is then the higher ballot it promised, or the
+	// candidate's ballot if the candidate's Commit is below the acceptor's
+	// (carried in Commit).
+	MsgPromise
+	// MsgAccept is phase 2a: accept Entries (contiguous, from PrevSlot+1)
+	// under Ballot; Commit is the leader's commit index and LastSlot the
+	// leader's last slot when it sent the message.
+	MsgAccept
+	// MsgAccepted is phase 2b, sent only after the acceptor persisted: its
+	// log now matches the leader's up to LastSlot. With Reject, Hint is the
+	// highest slot that may match, or Ballot is the acceptor's higher promise.
+	MsgAccepted
+	// MsgHeartbeat keeps followers from campaigning, carries the commit index
+	// (clamped to what the follower is known to hold) and, when a read is
+	// waiting, the read's Ctx.
+	MsgHeartbeat
+	// MsgHeartbeatAck answers a heartbeat, echoing Ctx. With Reject, Ballot is
+	// the member's higher promise.
+	MsgHeartbeatAck
+	// MsgSnapshot installs Snapshot on a member that needs slots the leader
+	// has compacted away. It is answered with MsgAccepted.
+	MsgSnapshot
+)
+
+const msgTypeMax = MsgSnapshot
+
+func (t MessageType) String() string {
+	switch t {
+	case MsgPrePrepare:
+		return "PrePrepare"
+	case MsgPrePromise:
+		return "PrePromise"
+	case MsgPrepare:
+		return "Prepare"
+	case MsgPromise:
+		return "Promise"
+	case MsgAccept:
+		return "Accept"
+	case MsgAccepted:
+		return "Accepted"
+	case MsgHeartbeat:
+		return "Heartbeat"
+	case MsgHeartbeatAck:
+		return "HeartbeatAck"
+	case MsgSnapshot:
+		return "Snapshot"
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// isResponse reports whether t answers a request of the receiver's own
+// ballot; a response for an older ballot is stale and dropped.
+func (t MessageType) isResponse() bool {
+	return t == MsgPrePromise || t == MsgPromise || t == MsgAccepted || t == MsgHeartbeatAck
+}
+
+// Message is every message between members. Which fields matter depends on
+// Type (see the MessageType constants); the rest are zero. Entries, Snapshot
+// and Ctx may alias the buffer a message was decoded from.
+type Message struct {
+	Type     MessageType
+	From     peer.ID
+	To       peer.ID
+	Ballot   Ballot
+	Commit   uint64
+	PrevSlot uint64
+	LastSlot uint64
+	Hint     uint64
+	Reject   bool
+	Entries  []Entry
+	Snapshot *Snapshot
+	Ctx      []byte
+}
+
+func (m Message) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s->%s %s b=%s", m.From, m.To, m.Type, m.Ballot)
+	if m.Reject {
+		b.WriteString(" REJECT")
+	}
+	switch m.Type {
+	case MsgPrePrepare, MsgPrepare:
+		fmt.Fprintf(&b, " commit=%d", m.Commit)
+	case MsgPrePromise:
+	case MsgPromise:
+		fmt.Fprintf(&b, " commit=%d", m.Commit)
+		if !m.Reject {
+			fmt.Fprintf(&b, " entries=%s", entriesString(m.Entries))
+		}
+	case MsgAccept:
+		fmt.Fprintf(&b, " prev=%d commit=%d last=%d entries=%s", m.PrevSlot, m.Commit, m.LastSlot, entriesString(m.Entries))
+	case MsgAccepted:
+		if m.Reject {
+			fmt.Fprintf(&b, " hint=%d", m.Hint)
+		} else {
+			fmt.Fprintf(&b, " last=%d", m.LastSlot)
+		}
+	case MsgHeartbeat:
+		fmt.Fprintf(&b, " commit=%d last=%d", m.Commit, m.LastSlot)
+	case MsgSnapshot:
+		if m.Snapshot != nil {
+			fmt.Fprintf(&b, " snap=[%s] %d bytes", m.Snapshot.Meta, len(m.Snapshot.Data))
+		}
+	}
+	if len(m.Ctx) > 0 {
+		fmt.Fprintf(&b, " ctx=%q", m.Ctx)
+	}
+	return b.String()
+}
