@@ -55,7 +55,7 @@ type Log struct {
 	queuedRecords int
 	queuedBytes   int
 	qFirst, qNext uint64
-	qerr          error         // set once: why new requests are refused (closed or failed)
+	qerr          error // set once: why new requests are refused (closed or failed)
 	closeCalled   bool
 	spaceFreed    chan struct{} // closed (and replaced) when queue space frees up
 
