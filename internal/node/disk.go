@@ -1,0 +1,487 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/chorus-project/chorus/internal/invariant"
+	"github.com/chorus-project/chorus/internal/paxos"
+	"github.com/chorus-project/chorus/internal/peer"
+	"github.com/chorus-project/chorus/internal/vfs"
+	"github.com/chorus-project/chorus/internal/wal"
+	"github.com/chorus-project/chorus/internal/wire"
+)
+
+// Errors of the disk layer; test with errors.Is.
+var (
+	// ErrIdentity: the data directory belongs to another cluster or member,
+	// or holds a log without an identity file.
+	ErrIdentity = errors.New("node: data directory identity mismatch")
+	// ErrCorruptState: a record of the log decoded by the WAL (its checksum
+	// held) but its content is not a valid paxos record, or the records
+	// contradict each other.
+	ErrCorruptState = errors.New("node: corrupt paxos state on disk")
+)
+
+// Record types in the member's WAL.
+const (
+	recEntry     uint8 = 1 // one accepted entry; replaces the entry at its slot and everything after it
+	recHardState uint8 = 2 // the promised ballot and the commit index
+	recTruncate  uint8 = 3 // drop every entry at or above a slot
+)
+
+// Layout of a member's data directory.
+const (
+	identityFile = "IDENTITY"
+	walDir       = "wal"
+	snapDir      = "snap"
+	snapSuffix   = ".snap"
+)
+
+// Identity names the cluster and the member a data directory belongs to. It
+// is written once, when the directory is initialised, and checked at every
+// start, so a member never joins a cluster other than the one its log came
+// from.
+type Identity struct {
+	ClusterID uint64
+	MemberID  peer.ID
+}
+
+// DiskOptions configures OpenDisk.
+type DiskOptions struct {
+	FS       vfs.FS
+	Dir      string
+	Identity Identity
+	// WAL tunes the log; FS and Dir are filled in by OpenDisk.
+	WAL    wal.Options
+	Logger *slog.Logger
+	// Bugs plants deliberate bugs, for the simulator's checkers only.
+	Bugs DiskBugs
+}
+
+// DiskBugs are deliberate bugs that the simulator's checkers must catch.
+type DiskBugs struct {
+	// ForgetPromise makes OpenDisk restore a zero promised ballot: the member
+	// forgets the promises it made before the crash.
+	ForgetPromise bool
+}
+
+// Recovered is what OpenDisk found: the state to hand to paxos.New, and the
+// application bytes of the latest snapshot (nil if none).
+type Recovered struct {
+	Restored     paxos.Restored
+	SnapshotData []byte
+	// Fresh reports that the directory was empty and has just been
+	// initialised with the identity.
+	Fresh bool
+	// WAL reports what the log's recovery found and repaired.
+	WAL wal.Recovery
+}
+
+// Disk keeps one paxos member's durable state: a WAL of entry, hard-state and
+// snapshot records, and snapshot files. Save persists one Ready with a single
+// WAL append, so one fsync makes all of it durable at once.
+//
+// Records are replayed in order at start-up: an entry record for slot s
+// replaces whatever the log held at s and above, the last hard-state record
+// wins, and a snapshot record drops every entry at or below its slot. Since
+// every Ready rewrites a contiguous suffix of the log, the record holding the
+// current entry of slot s+1 always follows the one holding slot s; compaction
+// relies on it to cut the WAL's front.
+//
+// A Disk is used by one goroutine at a time (the shell's or the simulator's).
+type Disk struct {
+	opts DiskOptions
+	log  *wal.Log
+
+	// The durable state, as replaying the WAL would rebuild it.
+	hs       paxos.HardState
+	snapshot paxos.SnapshotMeta
+	// walIndex[i] is the WAL index of the record holding the current entry
+	// of slot firstSlot()+i: the log is contiguous from the snapshot on.
+	walIndex []uint64
+}
+
+// OpenDisk opens (or initialises) the data directory and replays it.
+func OpenDisk(opts DiskOptions) (*Disk, Recovered, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Identity.MemberID == peer.None {
+		return nil, Recovered{}, fmt.Errorf("node: member id 0 is reserved")
+	}
+	d := &Disk{opts: opts}
+	var rec Recovered
+	fresh, err := d.checkIdentity()
+	if err != nil {
+		return nil, rec, err
+	}
+	rec.Fresh = fresh
+	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, snapDir)); err != nil {
+		return nil, rec, fmt.Errorf("node: create %s: %w", snapDir, err)
+	}
+	wopts := opts.WAL
+	wopts.FS, wopts.Dir, wopts.Logger = opts.FS, filepath.Join(opts.Dir, walDir), opts.Logger
+	log, wrec, err := wal.Open(wopts)
+	if err != nil {
+		return nil, rec, fmt.Errorf("node: open log: %w", err)
+	}
+	d.log, rec.WAL = log, wrec
+	snapData, err := d.loadLatestSnapshot()
+	if err != nil {
+		log.Close()
+		return nil, rec, err
+	}
+	rec.SnapshotData = snapData
+	restored, err := d.replay()
+	if err != nil {
+		log.Close()
+		return nil, rec, err
+	}
+	if opts.Bugs.ForgetPromise {
+		restored.HardState.Promised = paxos.Ballot{}
+	}
+	rec.Restored = restored
+	return d, rec, nil
+}
+
+// checkIdentity compares the directory's identity file with the configured
+// one, writing it if the directory is new.
+func (d *Disk) checkIdentity() (fresh bool, err error) {
+	fsys, dir, want := d.opts.FS, d.opts.Dir, d.opts.Identity
+	if err := fsys.MkdirAll(dir); err != nil {
+		return false, fmt.Errorf("node: create data directory %s: %w", dir, err)
+	}
+	var got []byte
+	err = wal.ReadSnapshot(fsys, dir, identityFile, func(r io.Reader) error {
+		got, err = io.ReadAll(io.LimitReader(r, 64))
+		return err
+	})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		names, lerr := fsys.List(filepath.Join(dir, walDir))
+		if lerr == nil && len(names) > 0 {
+			return false, fmt.Errorf("%w: %s holds a log but no %s file; refusing to guess whose it is",
+				ErrIdentity, dir, identityFile)
+		}
+		enc := encodeIdentity(want)
+		if err := wal.WriteSnapshot(fsys, dir, identityFile, func(w io.Writer) error {
+			_, err := w.Write(enc)
+			return err
+		}); err != nil {
+			return false, fmt.Errorf("node: write identity: %w", err)
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("node: read identity: %w", err)
+	}
+	have, err := decodeIdentity(got)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s/%s: %w", ErrIdentity, dir, identityFile, err)
+	}
+	if have != want {
+		return false, fmt.Errorf("%w: %s belongs to cluster %d member %s, not cluster %d member %s; use another directory",
+			ErrIdentity, dir, have.ClusterID, have.MemberID, want.ClusterID, want.MemberID)
+	}
+	return false, nil
+}
+
+func encodeIdentity(id Identity) []byte {
+	w := wire.NewBuffer(nil)
+	w.Uint8(1) // format version
+	w.Uint64(id.ClusterID)
+	w.Uint64(uint64(id.MemberID))
+	return w.Bytes()
+}
+
+func decodeIdentity(p []byte) (Identity, error) {
+	r := wire.NewReader(p)
+	if v := r.Uint8(); r.Err() == nil && v != 1 {
+		return Identity{}, fmt.Errorf("identity format version %d unknown", v)
+	}
+	id := Identity{ClusterID: r.Uint64(), MemberID: peer.ID(r.Uint64())}
+	return id, r.Done()
+}
+
+// replay rebuilds the durable state from the WAL.
+func (d *Disk) replay() (paxos.Restored, error) {
+	var entries []paxos.Entry
+	for i := d.log.FirstIndex(); i <= d.log.LastIndex(); i++ {
+		r, err := d.log.Get(i)
+		if err != nil {
+			return paxos.Restored{}, fmt.Errorf("node: read log record %d: %w", i, err)
+		}
+		switch r.Type {
+		case recEntry:
+			e, err := decodeEntry(r.Data)
+			if err != nil {
+				return paxos.Restored{}, fmt.Errorf("%w: record %d: %w", ErrCorruptState, i, err)
+			}
+			entries, err = d.replayEntry(entries, e, i)
+			if err != nil {
+				return paxos.Restored{}, err
+			}
+		case recHardState:
+			hs, err := decodeHardState(r.Data)
+			if err != nil {
+				return paxos.Restored{}, fmt.Errorf("%w: record %d: %w", ErrCorruptState, i, err)
+			}
+			d.hs = hs
+		case recTruncate:
+			if len(r.Data) != 8 {
+				return paxos.Restored{}, fmt.Errorf("%w: record %d: truncate record of %d bytes", ErrCorruptState, i, len(r.Data))
+			}
+			d.noteTruncate(binary.BigEndian.Uint64(r.Data))
+			entries = entries[:len(d.walIndex)]
+		default:
+			return paxos.Restored{}, fmt.Errorf("%w: record %d has unknown type %d", ErrCorruptState, i, r.Type)
+		}
+	}
+	// A snapshot holds only committed state, so its slot is committed even
+	// if no hard-state record says so yet.
+	hs := d.hs
+	hs.Commit = max(hs.Commit, d.snapshot.Slot)
+	return paxos.Restored{HardState: hs, Entries: entries, Snapshot: d.snapshot}, nil
+}
+
+// replayEntry applies one entry record (at WAL index w) to the replayed log.
+func (d *Disk) replayEntry(entries []paxos.Entry, e paxos.Entry, w uint64) ([]paxos.Entry, error) {
+	if e.Slot < d.firstSlot() {
+		// Written before a snapshot that covers it: a compaction that had
+		// not yet cut the WAL's front leaves such records behind.
+		return entries, nil
+	}
+	if e.Slot > d.lastSlot()+1 {
+		return nil, fmt.Errorf("%w: entry for slot %d at log record %d, but the log ends at slot %d",
+			ErrCorruptState, e.Slot, w, d.lastSlot())
+	}
+	d.noteEntry(e.Slot, w)
+	return append(entries[:e.Slot-d.firstSlot()], e), nil
+}
+
+// Save makes the durable parts of rd durable: its snapshot (file first, then
+// its record), its log change and its hard state, with one WAL append and so
+// one fsync. It must return before any message of rd is sent. An error means
+// the member must stop: what is on disk is unknown (see package wal).
+func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
+	if rd.Snapshot != nil {
+		// The file alone makes the snapshot durable: it holds committed state
+		// only, so OpenDisk may adopt it whatever the WAL says.
+		if err := d.writeSnapshotFile(rd.Snapshot.Meta, rd.Snapshot.Data); err != nil {
+			return err
+		}
+		d.applySnapshotMeta(rd.Snapshot.Meta)
+	}
+	var recs []wal.Record
+	for _, e := range rd.Entries {
+		recs = append(recs, wal.Record{Type: recEntry, Data: encodeEntry(e)})
+	}
+	if rd.EntriesFrom != 0 && len(rd.Entries) == 0 {
+		// The core dropped a stale suffix without writing new entries.
+		recs = append(recs, wal.Record{Type: recTruncate, Data: binary.BigEndian.AppendUint64(nil, rd.EntriesFrom)})
+	}
+	if rd.HardState != nil {
+		recs = append(recs, wal.Record{Type: recHardState, Data: encodeHardState(*rd.HardState)})
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	last, err := d.log.Append(ctx, recs...)
+	if err != nil {
+		return fmt.Errorf("node: persist: %w", err)
+	}
+	// Mirror replay() on what was just written.
+	first := last - uint64(len(recs)) + 1
+	i := 0
+	for _, e := range rd.Entries {
+		d.noteEntry(e.Slot, first+uint64(i))
+		i++
+	}
+	if rd.EntriesFrom != 0 && len(rd.Entries) == 0 {
+		d.noteTruncate(rd.EntriesFrom)
+	}
+	if rd.HardState != nil {
+		d.hs = *rd.HardState
+	}
+	return nil
+}
+
+// noteTruncate records that the entries at slot and above are gone.
+func (d *Disk) noteTruncate(slot uint64) {
+	if slot <= d.lastSlot() {
+		d.walIndex = d.walIndex[:max(slot, d.firstSlot())-d.firstSlot()]
+	}
+}
+
+// firstSlot and lastSlot bound the entries on disk (lastSlot is
+// firstSlot-1 when there are none).
+func (d *Disk) firstSlot() uint64 { return d.snapshot.Slot + 1 }
+func (d *Disk) lastSlot() uint64  { return d.snapshot.Slot + uint64(len(d.walIndex)) }
+
+// noteEntry records that WAL index w holds the entry of slot, replacing the
+// entries at slot and above.
+func (d *Disk) noteEntry(slot, w uint64) {
+	invariant.Check(slot >= d.firstSlot() && slot <= d.lastSlot()+1, "entry for slot %d; disk holds %d..%d",
+		slot, d.firstSlot(), d.lastSlot())
+	d.walIndex = append(d.walIndex[:slot-d.firstSlot()], w)
+}
+
+// applySnapshotMeta records a snapshot: the entries it covers are gone, the
+// ones above it stay.
+func (d *Disk) applySnapshotMeta(meta paxos.SnapshotMeta) {
+	if meta.Slot <= d.snapshot.Slot {
+		return
+	}
+	drop := min(uint64(len(d.walIndex)), meta.Slot-d.snapshot.Slot)
+	d.walIndex = append([]uint64(nil), d.walIndex[drop:]...)
+	d.snapshot = meta
+}
+
+// Compact records a snapshot the application took at meta.Slot (data is its
+// bytes) and drops the WAL records it makes unnecessary. The caller then
+// calls Core.Compact(meta.Slot).
+func (d *Disk) Compact(ctx context.Context, meta paxos.SnapshotMeta, data []byte) error {
+	if meta.Slot <= d.snapshot.Slot {
+		return nil
+	}
+	if err := d.writeSnapshotFile(meta, data); err != nil {
+		return err
+	}
+	d.applySnapshotMeta(meta)
+	// A fresh hard state goes after every record we keep, so that the WAL's
+	// front can move past all older ones.
+	last, err := d.log.Append(ctx, wal.Record{Type: recHardState, Data: encodeHardState(d.hs)})
+	if err != nil {
+		return fmt.Errorf("node: persist hard state: %w", err)
+	}
+	cut := last
+	if len(d.walIndex) > 0 {
+		cut = min(cut, d.walIndex[0])
+	}
+	if err := d.log.TruncateFront(cut); err != nil {
+		return fmt.Errorf("node: compact log: %w", err)
+	}
+	d.removeSnapshotsBelow(meta.Slot)
+	return nil
+}
+
+// removeSnapshotsBelow deletes snapshot files older than slot. Failures are
+// logged, not returned: an old file left behind wastes space, nothing more.
+func (d *Disk) removeSnapshotsBelow(slot uint64) {
+	dir := filepath.Join(d.opts.Dir, snapDir)
+	names, err := d.opts.FS.List(dir)
+	if err != nil {
+		d.opts.Logger.Warn("listing snapshots", "dir", dir, "err", err)
+		return
+	}
+	for _, name := range names {
+		s, ok := parseSnapName(name)
+		if ok && s < slot {
+			if err := d.opts.FS.Remove(filepath.Join(dir, name)); err != nil {
+				d.opts.Logger.Warn("removing old snapshot", "file", name, "err", err)
+			}
+		}
+	}
+}
+
+func snapName(slot uint64) string { return fmt.Sprintf("%016x%s", slot, snapSuffix) }
+
+func parseSnapName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, snapSuffix)
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hex, 16, 64)
+	return v, err == nil
+}
+
+// writeSnapshotFile writes snap/<slot>.snap durably: the metadata (length
+// prefixed) then the application's bytes, checksummed as a whole by
+// wal.WriteSnapshot.
+func (d *Disk) writeSnapshotFile(meta paxos.SnapshotMeta, data []byte) error {
+	dir := filepath.Join(d.opts.Dir, snapDir)
+	w := wire.NewBuffer(nil)
+	w.LenBytes(encodeSnapshotMeta(meta))
+	if err := wal.WriteSnapshot(d.opts.FS, dir, snapName(meta.Slot), func(out io.Writer) error {
+		if _, err := out.Write(w.Bytes()); err != nil {
+			return err
+		}
+		_, err := out.Write(data)
+		return err
+	}); err != nil {
+		return fmt.Errorf("node: write snapshot at slot %d: %w", meta.Slot, err)
+	}
+	return nil
+}
+
+// readSnapshotFile reads and checks snap/<slot>.snap.
+func (d *Disk) readSnapshotFile(slot uint64) (paxos.SnapshotMeta, []byte, error) {
+	var buf bytes.Buffer
+	dir := filepath.Join(d.opts.Dir, snapDir)
+	if err := wal.ReadSnapshot(d.opts.FS, dir, snapName(slot), func(r io.Reader) error {
+		_, err := buf.ReadFrom(r)
+		return err
+	}); err != nil {
+		return paxos.SnapshotMeta{}, nil, fmt.Errorf("node: read snapshot at slot %d: %w", slot, err)
+	}
+	r := wire.NewReader(buf.Bytes())
+	metaBytes := r.LenBytes(1 << 20)
+	if r.Err() != nil {
+		return paxos.SnapshotMeta{}, nil, fmt.Errorf("%w: snapshot at slot %d: %w", ErrCorruptState, slot, r.Err())
+	}
+	meta, err := decodeSnapshotMeta(metaBytes)
+	if err != nil || meta.Slot != slot {
+		return paxos.SnapshotMeta{}, nil, fmt.Errorf("%w: snapshot file for slot %d holds slot %d: %v",
+			ErrCorruptState, slot, meta.Slot, err)
+	}
+	return meta, buf.Bytes()[len(buf.Bytes())-r.Remaining():], nil
+}
+
+// loadLatestSnapshot adopts the newest snapshot file as the base of the log
+// and returns its application bytes (nil if there is none). A damaged newest
+// snapshot is an error, not a reason to fall back silently: the WAL's front
+// may already have been cut past the older one.
+func (d *Disk) loadLatestSnapshot() ([]byte, error) {
+	dir := filepath.Join(d.opts.Dir, snapDir)
+	names, err := d.opts.FS.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("node: list snapshots: %w", err)
+	}
+	var newest uint64
+	for _, name := range names {
+		if s, ok := parseSnapName(name); ok {
+			newest = max(newest, s)
+		}
+	}
+	if newest == 0 {
+		return nil, nil
+	}
+	meta, data, err := d.readSnapshotFile(newest)
+	if err != nil {
+		return nil, err
+	}
+	d.snapshot = meta
+	return data, nil
+}
+
+// SnapshotData returns the application bytes of the snapshot at slot: it
+// implements paxos.SnapshotSource.
+func (d *Disk) SnapshotData(slot uint64) ([]byte, error) {
+	if slot != d.snapshot.Slot || slot == 0 {
+		return nil, fmt.Errorf("node: no snapshot at slot %d (latest is %d)", slot, d.snapshot.Slot)
+	}
+	_, data, err := d.readSnapshotFile(slot)
+	return data, err
+}
+
+// Close closes the WAL.
+func (d *Disk) Close() error { return d.log.Close() }
