@@ -2,6 +2,7 @@ package paxos
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestInteraction(t *testing.T) {
 			if out.Len() == 0 {
 				return "ok\n"
 			}
-			return out.String()
+			return collapseRepeats(out.String())
 		})
 	})
 }
@@ -323,4 +324,33 @@ func cmdAddMembers(cp **cluster, d *datadriven.TestData, args []string, out *str
 		fmt.Fprintln(out, c.statusLine(id))
 	}
 	return nil
+}
+
+// collapseRepeats folds a block of up to four lines repeated back to back
+// into one copy of the block with a count on each line, so that a burst of
+// heartbeats reads as one round of the transcript.
+func collapseRepeats(s string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	var b strings.Builder
+	for i := 0; i < len(lines); {
+		bestK, bestR := 1, 1
+		for k := 1; k <= 4 && i+2*k <= len(lines); k++ {
+			r := 1
+			for i+(r+1)*k <= len(lines) && slices.Equal(lines[i:i+k], lines[i+r*k:i+(r+1)*k]) {
+				r++
+			}
+			if r > 1 && r*k > bestR*bestK {
+				bestK, bestR = k, r
+			}
+		}
+		for _, l := range lines[i : i+bestK] {
+			b.WriteString(l)
+			if bestR > 1 {
+				fmt.Fprintf(&b, " (x%d)", bestR)
+			}
+			b.WriteString("\n")
+		}
+		i += bestK * bestR
+	}
+	return b.String()
 }

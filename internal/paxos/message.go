@@ -125,6 +125,10 @@ func (m Message) String() string {
 		}
 	case MsgHeartbeat:
 		fmt.Fprintf(&b, " commit=%d last=%d", m.Commit, m.LastSlot)
+	case MsgHeartbeatAck:
+		if !m.Reject {
+			fmt.Fprintf(&b, " last=%d", m.LastSlot)
+		}
 	case MsgSnapshot:
 		if m.Snapshot != nil {
 			fmt.Fprintf(&b, " snap=[%s] %d bytes", m.Snapshot.Meta, len(m.Snapshot.Data))

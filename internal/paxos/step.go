@@ -416,6 +416,9 @@ func (c *Core) handleHeartbeatAck(m Message) {
 		}
 	}
 	if pr.match < c.log.last() {
-		c.sendAccepts(m.From, false)
+		// In replicate state with nothing new to send, an empty Accept
+		// still probes: if the last batch was lost, the follower refuses
+		// it and the leader backs up (as etcd raft does).
+		c.sendAccepts(m.From, pr.state == stateReplicate && !moved)
 	}
 }
