@@ -24,6 +24,7 @@ import (
 //	crash 2                  restart 2               compact 1 slot
 //	add-member 1 4           remove-member 1 3
 //	status [1 ...]           log [1 ...]             check
+//	reset                    (forget the cluster; the next add-members starts anew)
 func TestInteraction(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		var c *cluster
@@ -77,8 +78,12 @@ func strArg(d *datadriven.TestData, key string) string {
 
 func runCommand(t *testing.T, cp **cluster, d *datadriven.TestData, out *strings.Builder) error {
 	args := positional(d)
-	if d.Cmd == "add-members" {
+	switch d.Cmd {
+	case "add-members":
 		return cmdAddMembers(cp, d, args, out)
+	case "reset":
+		*cp = nil
+		return nil
 	}
 	c := *cp
 	if c == nil {
