@@ -35,7 +35,9 @@ import (
 //	stabilize [rounds=k]                 drain and tick until settled
 //	state [ids=(1,2)]                    each member's view of every stream
 //	log                                  every member's deliveries so far
-//	check [survivors=(1,2)]              run the history checkers
+//	check [survivors=(1,2)]              run the history checkers (with
+//	                                     survivors: after a flush, only on
+//	                                     them, and virtual synchrony too)
 //	flush survivors=(1,2)                pause, digest, cut, forward, finish
 func TestScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -120,6 +122,9 @@ func TestScripts(t *testing.T) {
 				vs := checkHistory(h, ids, !td.HasArg("survivors"))
 				if td.HasArg("survivors") {
 					vs = append(vs, checkSameSet(h, ids)...)
+				}
+				if h.flushed != nil {
+					vs = append(vs, checkCut(h, ids, h.flushed.cut, h.flushed.stuck)...)
 				}
 				for _, v := range vs {
 					h.printf("violation %s\n", v)
@@ -226,6 +231,7 @@ func scriptQueueOp(t *testing.T, td *datadriven.TestData, h *harness) {
 				if err := n.e.Step(m); err != nil {
 					h.printf("%s: step error: %v\n", n.id, err)
 				}
+				h.observe(n, false)
 				if !slices.Contains(touched, n) {
 					touched = append(touched, n)
 				}

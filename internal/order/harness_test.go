@@ -2,7 +2,6 @@ package order
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/chorus-project/chorus/internal/peer"
@@ -23,13 +22,28 @@ type harness struct {
 	out   *strings.Builder
 	// verbose prints every message a member emits, not only deliveries.
 	verbose bool
+	// stats counts events worth knowing a randomized run exercised.
+	stats map[string]int
+	// lazy: delivering a message does not collect the receiver's Ready;
+	// the test collects when it chooses, so output accumulates over
+	// several inputs (and the sequencer batches) as in a real shell.
+	lazy bool
+	// flushed records the last flush: its cut and what FinishFlush left
+	// undelivered at each survivor.
+	flushed *flushRecord
+}
+
+type flushRecord struct {
+	cut   Digest
+	stuck map[peer.ID][]Ref
 }
 
 type node struct {
-	id      peer.ID
-	e       *Instance
-	log     []record
-	crashed bool
+	id       peer.ID
+	e        *Instance
+	log      []record
+	observed int // deliveries of the pending Ready already logged
+	crashed  bool
 }
 
 // record is one delivery and what was true of the group when it happened.
@@ -42,7 +56,7 @@ type record struct {
 }
 
 func newHarness(cfg Config, n int, view uint64) (*harness, error) {
-	h := &harness{cfg: cfg, sent: map[Ref]Message{}, out: &strings.Builder{}}
+	h := &harness{cfg: cfg, sent: map[Ref]Message{}, out: &strings.Builder{}, stats: map[string]int{}}
 	for i := 1; i <= n; i++ {
 		h.ids = append(h.ids, peer.ID(i))
 	}
@@ -64,23 +78,11 @@ func (h *harness) printf(format string, args ...any) {
 	}
 }
 
-// collect takes a member's Ready: messages go to the queue (encoded and
-// decoded on the way), deliveries to its log.
-func (h *harness) collect(n *node, inFlush bool) {
-	rd := n.e.Ready()
-	for _, m := range rd.Messages {
-		enc := AppendMessage(nil, m)
-		dec, err := DecodeMessage(enc, h.cfg.Limits(len(h.ids)))
-		if err != nil {
-			panic(fmt.Sprintf("harness: %v does not decode: %v", m, err))
-		}
-		dec.From, dec.To = m.From, m.To
-		if h.verbose {
-			h.printf("%s: send %s\n", n.id, dec)
-		}
-		h.queue = append(h.queue, dec)
-	}
-	for _, d := range rd.Deliveries {
+// observe logs the deliveries a member produced since the last call. It
+// runs right after every input, so heldByAll describes the group at the
+// moment of delivery even when the Ready is collected later.
+func (h *harness) observe(n *node, inFlush bool) {
+	for _, d := range n.e.deliveries[n.observed:] {
 		held := true
 		rank := int(d.Sender) - 1
 		for _, o := range h.nodes {
@@ -91,7 +93,32 @@ func (h *harness) collect(n *node, inFlush bool) {
 		n.log = append(n.log, record{Delivery: d, heldByAll: held, inFlush: inFlush})
 		h.printf("%s: deliver %s\n", n.id, d)
 	}
+	n.observed = len(n.e.deliveries)
+}
+
+// collect takes a member's Ready: messages go to the queue (encoded and
+// decoded on the way); deliveries were logged by observe.
+func (h *harness) collect(n *node, inFlush bool) {
+	h.observe(n, inFlush)
+	rd := n.e.Ready()
+	for _, m := range rd.Messages {
+		enc := AppendMessage(nil, m)
+		dec, err := DecodeMessage(enc, h.cfg.Limits(len(h.ids)))
+		if err != nil {
+			panic(fmt.Sprintf("harness: %v does not decode: %v", m, err))
+		}
+		dec.From, dec.To = m.From, m.To
+		h.stats[dec.Type.String()]++
+		if dec.Type == MsgData && dec.From != dec.Sender {
+			h.stats["retransmitted by another member"]++
+		}
+		if h.verbose {
+			h.printf("%s: send %s\n", n.id, dec)
+		}
+		h.queue = append(h.queue, dec)
+	}
 	n.e.Advance(rd)
+	n.observed -= len(rd.Deliveries)
 }
 
 func (h *harness) send(from peer.ID, o Order, payload string) (uint64, error) {
@@ -125,7 +152,11 @@ func (h *harness) deliver(m Message) bool {
 		h.errs = append(h.errs, fmt.Errorf("%s: step %s: %w", n.id, m, err))
 		h.printf("%s: step error: %v\n", n.id, err)
 	}
-	h.collect(n, false)
+	if h.lazy {
+		h.observe(n, false)
+	} else {
+		h.collect(n, false)
+	}
 	return true
 }
 
@@ -251,9 +282,11 @@ func (h *harness) flush(survivors []peer.ID) (map[peer.ID][]Ref, error) {
 		h.collect(n, true)
 		if len(s) > 0 {
 			h.printf("%s: undeliverable %v\n", id, s)
+			h.stats["undeliverable after flush"] += len(s)
 		}
 		stuck[id] = s
 	}
+	h.flushed = &flushRecord{cut: cut, stuck: stuck}
 	return stuck, nil
 }
 
@@ -294,7 +327,6 @@ func (h *harness) state(id peer.ID) string {
 			globals = append(globals, g)
 		}
 	}
-	slices.Sort(globals)
 	fmt.Fprintf(&b, "  global: contig=%d delivered=%d stable=%d held=%v\n", e.contigGlobal, e.deliveredG, e.stableGlobal, globals)
 	return b.String()
 }

@@ -266,6 +266,7 @@ func (e *Instance) stepData(m Message) error {
 		return nil // duplicate
 	}
 	e.computeStable()
+	e.gc() // the hint may have made held messages stable: make room first
 	if m.Seq > s.stableD+e.window() {
 		// Only a sender that lied about StableSeq gets here.
 		return fmt.Errorf("%w: %s.%d beyond the window above %d", ErrMalformed, m.Sender, m.Seq, s.stableD)

@@ -2,20 +2,30 @@ package order
 
 import "fmt"
 
+// nakBackoffShiftMax caps the backoff of repeated NAKs for one gap at
+// 2^3 = 8 × NakTicks: when the round trip is longer than NakTicks, every
+// NAK sent before the first answer can arrive only multiplies
+// retransmissions (the randomized test, whose network delays messages for
+// many ticks, sent three to seven times as many data messages without
+// it), while the cap
+// keeps recovery from a long loss streak prompt.
+const nakBackoffShiftMax = 3
+
 // due advances the timer of one gap by a tick and reports whether a NAK is
 // due. A gap must last NakTicks without the contiguous point moving (a
-// reordered message may simply be late); then a NAK goes out every NakTicks
-// until the gap closes.
+// reordered message may simply be late); then NAKs go out after NakTicks,
+// 2, 4 and then every 8 × NakTicks until the gap closes. Progress (the
+// contiguous point moving) restarts the count.
 func (t *nakTimer) due(gap bool, contig uint64, nakTicks int) bool {
 	if !gap {
 		*t = nakTimer{}
 		return false
 	}
 	if contig != t.mark {
-		t.mark, t.ageTicks = contig, 0
+		*t = nakTimer{mark: contig}
 	}
 	t.ageTicks++
-	if t.ageTicks < nakTicks {
+	if t.ageTicks < nakTicks<<min(t.attempts, nakBackoffShiftMax) {
 		return false
 	}
 	t.ageTicks = 0
