@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -432,4 +433,30 @@ func TestNoSpaceReopenInPlace(t *testing.T) {
 	mustAppend(t, l, acked[last+1])
 	checkContents(t, l, 1, acked, last+1)
 	mustClose(t, l)
+}
+
+// TestLaterWriteBudget: data crafted so that every offset passes the cheap
+// tests and claims a long length runs the scan out of budget, and the
+// scan then says "later write" (refuse to open), not "torn".
+func TestLaterWriteBudget(t *testing.T) {
+	const size = 4 << 20
+	b := make([]byte, size)
+	const expect = 1
+	// Every 21 bytes a header whose index is plausible and whose length
+	// claims all that is left, with a wrong checksum: without a budget the
+	// scan would checksum ~size/21 * size/2 bytes (about 400 GB).
+	for p := 2 * frameHeaderBytes; p+frameHeaderBytes <= size; p += frameHeaderBytes {
+		binary.BigEndian.PutUint32(b[p+4:], uint32(size-p-frameHeaderBytes))
+		binary.BigEndian.PutUint64(b[p+9:], expect+1)
+	}
+	at, found := laterWrite(b, 0, expect)
+	if !found {
+		t.Fatal("a scan of crafted frames with wrong checksums finished within budget and found nothing; the budget is not bounding it")
+	}
+	if _, _, problem := decodeFrame(b[at:]); problem == frameOK {
+		t.Fatalf("offset %d decodes; the test data was meant to have no valid frame", at)
+	}
+	if passes := float64(at) / float64(size); passes > 0.5 {
+		t.Fatalf("budget ran out at %d of %d bytes; expected it much earlier", at, size)
+	}
 }

@@ -87,8 +87,7 @@ func (l *Log) next() ([]*request, bool) {
 	l.queuedBytes -= bytes
 	invariant.Check(l.queuedRecords >= 0 && l.queuedBytes >= 0,
 		"queue holds %d records, %d bytes", l.queuedRecords, l.queuedBytes)
-	close(l.spaceFreed)
-	l.spaceFreed = make(chan struct{})
+	l.admitWaiting()
 	return reqs, true
 }
 
@@ -130,6 +129,7 @@ func (l *Log) writeBatch(reqs []*request) error {
 		invariant.Check(p == len(buf), "request frames end at %d, buffer at %d", p, len(buf))
 	}
 	l.buf, l.offs = buf, offs
+	l.batches++
 	if _, err := l.w.Write(buf); err != nil {
 		return fmt.Errorf("write %s: %w", l.active.path, err)
 	}

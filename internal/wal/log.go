@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -57,7 +58,10 @@ type Log struct {
 	qFirst, qNext uint64
 	qerr          error // set once: why new requests are refused (closed or failed)
 	closeCalled   bool
-	spaceFreed    chan struct{} // closed (and replaced) when queue space frees up
+	// waiting holds the appends that found the queue full, first come
+	// first served: a large append is not starved by a stream of small
+	// ones, and freeing space wakes only those that now fit.
+	waiting []*waiter
 
 	wake        chan struct{} // capacity 1: the queue is no longer empty
 	flusherDone chan struct{}
@@ -77,6 +81,9 @@ type Log struct {
 	w      vfs.File // the active segment, open for appending
 	buf    []byte   // the batch being encoded
 	offs   []uint32 // offsets of the records in buf, in the active segment
+	// batches counts the batches written, for benchmarks; read it only
+	// after Close.
+	batches uint64
 }
 
 // segment is one segment file. Its fields are guarded by Log.mu.
@@ -144,7 +151,6 @@ func Open(opts Options) (*Log, Recovery, error) {
 		fs:          fs,
 		logger:      opts.Logger,
 		lock:        lock,
-		spaceFreed:  make(chan struct{}),
 		wake:        make(chan struct{}, 1),
 		flusherDone: make(chan struct{}),
 	}
@@ -236,31 +242,87 @@ func (l *Log) Append(ctx context.Context, recs ...Record) (last uint64, err erro
 	}
 }
 
-// enqueueAppend waits for room in the queue, assigns req its indexes and
-// queues it.
+// waiter is an append waiting for room in the queue.
+type waiter struct {
+	req   *request
+	bytes int
+	// ready is closed once the append is queued (err nil) or refused (err
+	// set); both fields are guarded by qmu.
+	ready chan struct{}
+	err   error
+}
+
+// enqueueAppend waits for room in the queue, behind any append already
+// waiting, then assigns req its indexes and queues it.
 func (l *Log) enqueueAppend(ctx context.Context, req *request, bytes int) error {
 	l.qmu.Lock()
-	for l.qerr == nil && (l.queuedRecords+req.records() > l.opts.QueueRecordsMax ||
-		l.queuedBytes+bytes > l.opts.QueueBytesMax) {
-		freed := l.spaceFreed
-		l.qmu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		l.qmu.Lock()
-	}
-	defer l.qmu.Unlock()
 	if l.qerr != nil {
+		defer l.qmu.Unlock()
 		return l.qerr
 	}
+	if len(l.waiting) == 0 && l.fits(req.records(), bytes) {
+		l.admit(req, bytes)
+		l.qmu.Unlock()
+		return nil
+	}
+	w := &waiter{req: req, bytes: bytes, ready: make(chan struct{})}
+	l.waiting = append(l.waiting, w)
+	l.qmu.Unlock()
+	select {
+	case <-w.ready:
+		return w.err
+	case <-ctx.Done():
+	}
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if i := slices.Index(l.waiting, w); i >= 0 {
+		l.waiting = slices.Delete(l.waiting, i, i+1)
+		// The head may have been what held the others back.
+		l.admitWaiting()
+		return ctx.Err()
+	}
+	if w.err != nil {
+		return w.err
+	}
+	// Queued just as ctx was done: it keeps its indexes and will be
+	// written, like any append whose wait is cancelled.
+	return ctx.Err()
+}
+
+// fits reports whether an append of records and bytes fits in the queue
+// now. l.qmu is held.
+func (l *Log) fits(records, bytes int) bool {
+	return l.queuedRecords+records <= l.opts.QueueRecordsMax && l.queuedBytes+bytes <= l.opts.QueueBytesMax
+}
+
+// admit assigns req its indexes and queues it. l.qmu is held.
+func (l *Log) admit(req *request, bytes int) {
 	req.index = l.qNext
 	l.qNext += uint64(req.records())
 	l.queuedRecords += req.records()
 	l.queuedBytes += bytes
 	l.push(req)
-	return nil
+}
+
+// admitWaiting queues the waiting appends, in order, while they fit.
+// l.qmu is held.
+func (l *Log) admitWaiting() {
+	n := 0
+	for ; n < len(l.waiting) && l.fits(l.waiting[n].req.records(), l.waiting[n].bytes); n++ {
+		w := l.waiting[n]
+		l.admit(w.req, w.bytes)
+		close(w.ready)
+	}
+	l.waiting = slices.Delete(l.waiting, 0, n)
+}
+
+// refuseWaiting fails every waiting append with err. l.qmu is held.
+func (l *Log) refuseWaiting(err error) {
+	for _, w := range l.waiting {
+		w.err = err
+		close(w.ready)
+	}
+	l.waiting = nil
 }
 
 // push queues req and wakes the flusher. l.qmu is held.
@@ -389,8 +451,7 @@ func (l *Log) Close() error {
 	if l.qerr == nil {
 		l.qerr = ErrClosed
 	}
-	close(l.spaceFreed) // waiting appenders see qerr
-	l.spaceFreed = make(chan struct{})
+	l.refuseWaiting(ErrClosed)
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -441,8 +502,7 @@ func (l *Log) fail(cause error, inflight []*request) {
 	queued := l.queue
 	l.queue = nil
 	l.queuedRecords, l.queuedBytes = 0, 0
-	close(l.spaceFreed)
-	l.spaceFreed = make(chan struct{})
+	l.refuseWaiting(err)
 	l.qmu.Unlock()
 	for _, r := range inflight {
 		r.done <- err

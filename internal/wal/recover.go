@@ -222,7 +222,7 @@ func (l *Log) scanSegment(start uint64, isLast bool, buf *[]byte) (*segment, *To
 			}
 			if later, ok := laterWrite(b, off, expect); ok {
 				r.Close()
-				return nil, nil, corrupt(int64(off), "%s, and a record written by a later batch follows at offset %d: synced data is damaged",
+				return nil, nil, corrupt(int64(off), "%s, and a record written by a later batch follows at offset %d (or the search for one ran out of budget there): synced data is damaged",
 					what, later)
 			}
 			seg.size = int64(off)
@@ -266,20 +266,28 @@ func readSegment(r vfs.File, buf *[]byte) ([]byte, error) {
 // checksum and a batch that began after expect. Only the last write can be
 // torn (writes and syncs alternate), and it holds expect, so such a frame
 // proves that the bad record had been synced: corruption, not a torn tail.
-// Frames of the torn batch itself (a disk may persist its sectors in any
-// order, leaving a hole before a whole record) begin at or before expect
-// and prove nothing.
+// Frames of the torn batch itself (a disk may persist the sectors of one
+// write in any order, leaving a hole before a whole record) begin at or
+// before expect and prove nothing.
 //
 // The cheap tests come first: the index must be one that a record at that
 // distance could have (each record takes at least frameHeaderBytes), which
-// rules out almost every offset before the checksum is computed, so the scan
-// is linear in the bytes left.
-func laterWrite(b []byte, bad int, expect uint64) (int, bool) {
+// rules out almost every offset before a checksum is computed. Data crafted
+// to pass them at many offsets while claiming long lengths could still make
+// the checksums cost quadratic time, so they get a budget of bytes; past it
+// the search gives up and reports a later write, the answer that refuses to
+// open rather than cut data that may be synced.
+func laterWrite(b []byte, bad int, expect uint64) (at int, found bool) {
+	budgetBytes := laterWriteBudgetBytes(len(b) - bad)
 	for p := bad + 1; p+frameHeaderBytes <= len(b); p++ {
-		_, index, batchPos := peekFrameHeader(b[p:])
+		n, index, batchPos := peekFrameHeader(b[p:])
 		maxIndex := expect + uint64((p-bad)/frameHeaderBytes)
-		if index <= expect || index > maxIndex || uint64(batchPos) >= index-expect {
+		if index <= expect || index > maxIndex || uint64(batchPos) >= index-expect ||
+			int64(n) > int64(len(b)-p-frameHeaderBytes) {
 			continue
+		}
+		if budgetBytes -= int64(n); budgetBytes < 0 {
+			return p, true
 		}
 		if _, _, problem := decodeFrame(b[p:]); problem == frameOK {
 			return p, true
@@ -287,6 +295,10 @@ func laterWrite(b []byte, bad int, expect uint64) (int, bool) {
 	}
 	return 0, false
 }
+
+// laterWriteBudgetBytes is how many bytes laterWrite may checksum when
+// rest bytes follow the bad record: a few passes over them.
+func laterWriteBudgetBytes(rest int) int64 { return 4*int64(rest) + 1<<20 }
 
 // cutTornTail truncates the segment at the torn record, durably, before any
 // new record can be written after it.

@@ -674,3 +674,49 @@ func TestSnapshotCrash(t *testing.T) {
 		t.Fatal("no crash point kept the new snapshot, not even the last")
 	}
 }
+
+// TestQueueIsFirstComeFirstServed: an append too big for the room left
+// waits, and later small appends queue behind it instead of starving it.
+func TestQueueIsFirstComeFirstServed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := vfs.NewMem()
+		l, _ := mustOpen(t, Options{FS: mem, Dir: testDir, QueueRecordsMax: 4})
+		mustAppend(t, l, testRecord(1))
+		started, release := blockSyncs(mem)
+		type result struct {
+			name string
+			last uint64
+		}
+		results := make(chan result, 10)
+		app := func(name string, recs ...Record) {
+			go func() {
+				last, err := l.Append(context.Background(), recs...)
+				if err != nil {
+					t.Error(err)
+				}
+				results <- result{name, last}
+			}()
+		}
+		app("a", testRecord(2))
+		<-started // a is in the flusher, stuck in Sync; the queue is empty
+		for _, n := range []string{"q1", "q2", "q3"} {
+			app(n, testRecord(3))
+			synctest.Wait()
+		}
+		app("big", testRecord(4), testRecord(5), testRecord(6), testRecord(7)) // 3 queued + 4 > 4
+		synctest.Wait()
+		app("small", testRecord(8)) // would fit (3 + 1), but big came first
+		synctest.Wait()
+		close(release)
+		got := map[string]uint64{}
+		for range 6 {
+			r := <-results
+			got[r.name] = r.last
+		}
+		if got["small"] <= got["big"] {
+			t.Errorf("small append got index %d, before the big one waiting ahead of it (%d): %v", got["small"], got["big"], got)
+		}
+		mem.SetHook(nil)
+		mustClose(t, l)
+	})
+}
