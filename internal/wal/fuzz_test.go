@@ -18,9 +18,9 @@ import (
 
 // Fuzz input modes: how FuzzRecover lays the bytes out.
 const (
-	fuzzWholeSegment = iota // the bytes are the whole of segment 1
-	fuzzTail                // the bytes follow a valid segment of three records
-	fuzzSecondSegment       // the bytes are segment 4, after a valid segment 1-3
+	fuzzWholeSegment  = iota // the bytes are the whole of segment 1
+	fuzzTail                 // the bytes follow a valid segment of three records
+	fuzzSecondSegment        // the bytes are segment 4, after a valid segment 1-3
 	fuzzModes
 )
 
