@@ -229,9 +229,9 @@ func (c *Core) resetElectionTimer() {
 // ---- role changes ----
 
 func (c *Core) becomeFollower(leader peer.ID) {
-	if c.leader != leader || c.role != Follower {
-		c.leaderMatch = c.commit
-	}
+	// What matched the previous leader (or the same member under an older
+	// ballot) says nothing about the next one.
+	c.leaderMatch = c.commit
 	c.role = Follower
 	c.leader = leader
 	c.resetElectionTimer()

@@ -99,6 +99,8 @@ type cluster struct {
 	leaders    map[Ballot]peer.ID // ballot -> the member that led it
 	violations []string
 	out        *strings.Builder // transcript; nil to run quietly
+	// processReadyHook, if set, sees each Ready before it is carried out.
+	processReadyHook func(Ready)
 }
 
 func newCluster(seed uint64, out *strings.Builder) *cluster {
@@ -181,6 +183,9 @@ func (c *cluster) connected(from, to peer.ID) bool {
 func (c *cluster) processReady(id peer.ID) {
 	m := c.members[id]
 	rd := m.core.Ready()
+	if c.processReadyHook != nil {
+		c.processReadyHook(rd)
+	}
 	if rd.HardState != nil {
 		c.printf("%s: persist %s\n", id, *rd.HardState)
 	}
@@ -291,12 +296,14 @@ func (c *cluster) deliverOne(msg Message, drop bool) {
 }
 
 // stabilize processes Readys and delivers messages until nothing moves.
-func (c *cluster) stabilize() error {
+func (c *cluster) stabilize() error { return c.stabilizeWith(c.processReady) }
+
+func (c *cluster) stabilizeWith(processReady func(peer.ID)) error {
 	for range 10000 {
 		moved := false
 		for _, id := range c.ids() {
 			if m := c.members[id]; m.core != nil && m.core.HasReady() {
-				c.processReady(id)
+				processReady(id)
 				moved = true
 			}
 		}

@@ -209,6 +209,8 @@ func (c *Core) acceptLeader(m Message, reply MessageType) bool {
 	}
 	c.seeRound(m.Ballot)
 	if c.promised.Less(m.Ballot) || c.role != Follower || c.leader != m.From {
+		// A new leadership, even by the same member under a new ballot:
+		// leaderMatch starts again from the commit index.
 		c.becomeFollower(m.From)
 		c.promised = m.Ballot
 	}
@@ -375,6 +377,12 @@ func (c *Core) handleAcceptRejected(m Message, pr *progress) {
 		}
 	case stateSnapshot:
 		return
+	}
+	if m.Hint < pr.match {
+		// The follower holds less than it acknowledged: its disk lost
+		// state (a broken fsync, or a planted bug in a test). Believe it, so
+		// replication resumes; the commit index never moves back.
+		pr.match = m.Hint
 	}
 	next := max(pr.match+1, min(m.PrevSlot, m.Hint+1))
 	pr.becomeProbe()
