@@ -6,8 +6,9 @@
 // need, and makes durability explicit: data written to a File is durable only
 // after File.Sync returns nil, and a created, renamed or removed name is
 // durable only after SyncDir on its directory returns nil. Mem enforces
-// exactly that on a simulated crash, so code that forgets a Sync or a SyncDir
-// loses data in tests, as it would after a power cut.
+// exactly that on a simulated crash (but for directories made by MkdirAll,
+// durable at once), so code that forgets a Sync or a SyncDir loses data in
+// tests, as it would after a power cut.
 //
 // After a Sync or SyncDir error the state of the file is unknown (the kernel
 // may have dropped the dirty pages and marked them clean: "fsyncgate"). Callers
@@ -39,7 +40,7 @@ type FS interface {
 	MkdirAll(dir string) error
 	// List returns the names (not paths) of the entries in dir, sorted.
 	List(dir string) ([]string, error)
-	// Stat returns the size in bytes of the file name; it fails with an error
+	// Size returns the size in bytes of the file name; it fails with an error
 	// satisfying errors.Is(err, fs.ErrNotExist) if there is none.
 	Size(name string) (int64, error)
 	// SyncDir makes the creates, renames and removes in dir durable.
