@@ -12,7 +12,7 @@ import (
 func (e *Instance) computeStable() {
 	for r := range e.senders {
 		s := &e.senders[r]
-		minR, minD := s.contig, s.delivered
+		minR, minD := s.contig, e.delivered[r]
 		for k := range e.reports {
 			if k != e.self {
 				minR = min(minR, e.reports[k].received[r])
@@ -59,7 +59,7 @@ func (e *Instance) deliverAll() bool {
 // where every survivor holds the whole cut).
 func (e *Instance) deliverNext(r int) bool {
 	s := &e.senders[r]
-	seq := s.delivered + 1
+	seq := e.delivered[r] + 1
 	m, ok := s.held[seq]
 	if !ok || (e.flushing && seq > e.cut.Received[r]) {
 		return false
@@ -100,13 +100,12 @@ func (e *Instance) skipLostGlobals() {
 // deliver hands m, the next message of rank r, to the application.
 func (e *Instance) deliver(r int, m Message, global uint64) {
 	s := &e.senders[r]
-	invariant.Check(m.Seq == s.delivered+1, "order: delivering %d.%d after %d", r, m.Seq, s.delivered)
+	invariant.Check(m.Seq == e.delivered[r]+1, "order: delivering %d.%d after %d", r, m.Seq, e.delivered[r])
 	invariant.Check(m.Seq <= s.contig, "order: delivering %d.%d beyond contiguous %d", r, m.Seq, s.contig)
 	if global != 0 {
 		invariant.Check(global == e.deliveredG+1, "order: delivering global %d after %d", global, e.deliveredG)
 		e.deliveredG = global
 	}
-	s.delivered = m.Seq
 	e.delivered[r] = m.Seq
 	e.emit(Delivery{Sender: m.Sender, Seq: m.Seq, Order: m.Order, Global: global, Clock: m.Clock, Payload: m.Payload})
 }

@@ -37,9 +37,9 @@ func (e *Instance) checkCut(cut Digest) error {
 	if len(cut.Received) != e.n() {
 		return fmt.Errorf("%w: %d entries for %d members", ErrBadCut, len(cut.Received), e.n())
 	}
-	for r, s := range e.senders {
-		if c := cut.Received[r]; c < s.delivered || c-s.delivered > e.window() {
-			return fmt.Errorf("%w: rank %d cut at %d, delivered %d, window %d", ErrBadCut, r, c, s.delivered, e.window())
+	for r, d := range e.delivered {
+		if c := cut.Received[r]; c < d || c-d > e.window() {
+			return fmt.Errorf("%w: rank %d cut at %d, delivered %d, window %d", ErrBadCut, r, c, d, e.window())
 		}
 	}
 	if c := cut.Ordered; c < e.deliveredG || c-e.deliveredG > e.orderWindow() {
@@ -162,13 +162,12 @@ func (e *Instance) FinishFlush(cut Digest) ([]Ref, error) {
 		if r < 0 {
 			break
 		}
-		s := &e.senders[r]
-		e.deliver(r, s.held[s.delivered+1], 0)
+		e.deliver(r, e.senders[r].held[e.delivered[r]+1], 0)
 		e.progress()
 	}
 	var stuck []Ref
-	for r, s := range e.senders {
-		for seq := s.delivered + 1; seq <= cut.Received[r]; seq++ {
+	for r := range e.senders {
+		for seq := e.delivered[r] + 1; seq <= cut.Received[r]; seq++ {
 			stuck = append(stuck, Ref{Sender: e.members[r], Seq: seq})
 		}
 	}
@@ -180,7 +179,7 @@ func (e *Instance) FinishFlush(cut Digest) ([]Ref, error) {
 // Total or Safe, and has no global, or -1.
 func (e *Instance) nextUnordered() int {
 	for r, s := range e.senders {
-		seq := s.delivered + 1
+		seq := e.delivered[r] + 1
 		m, ok := s.held[seq]
 		if !ok || seq > e.cut.Received[r] || !m.Order.sequenced() {
 			continue

@@ -190,8 +190,8 @@ func (h *harness) settled() bool {
 			continue
 		}
 		e := n.e
-		for _, s := range e.senders {
-			if s.known != s.contig || s.contig != s.delivered || s.stableD != s.delivered {
+		for r, s := range e.senders {
+			if s.known != s.contig || s.contig != e.delivered[r] || s.stableD != e.delivered[r] {
 				return false
 			}
 		}
@@ -319,7 +319,7 @@ func (h *harness) state(id peer.ID) string {
 			}
 		}
 		fmt.Fprintf(&b, "  from %s: contig=%d delivered=%d stable-recv=%d stable-deliv=%d held=%v\n",
-			h.ids[r], s.contig, s.delivered, s.stableR, s.stableD, held)
+			h.ids[r], s.contig, e.delivered[r], s.stableR, s.stableD, held)
 	}
 	globals := make([]uint64, 0, len(e.orders))
 	for g := e.gcGlobal + 1; g <= e.contigGlobal+e.orderWindow(); g++ {

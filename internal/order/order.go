@@ -19,10 +19,9 @@ type sender struct {
 	// held are the messages in (gcSeq, stableD+SendWindowMax]: delivered
 	// ones kept for retransmission until stable, and received ones
 	// waiting for delivery.
-	held      map[uint64]Message
-	contig    uint64 // every seq up to contig is held or was delivered
-	known     uint64 // highest seq known to exist (for gap detection)
-	delivered uint64
+	held   map[uint64]Message
+	contig uint64 // every seq up to contig is held or was delivered
+	known  uint64 // highest seq known to exist (for gap detection)
 	// stableHint is the highest StableSeq the sender announced (clamped to
 	// delivered), stableD the highest seq every member has delivered, and
 	// stableR the highest seq every member has received.
@@ -71,7 +70,7 @@ type Instance struct {
 	now     uint64
 
 	senders   []sender
-	delivered vclock.Clock // delivered[r] == senders[r].delivered
+	delivered vclock.Clock // by rank: the highest seq delivered from each sender
 	reports   []report     // by rank; reports[self] is unused
 
 	// The global order. orders holds the entries with global numbers in
@@ -261,12 +260,16 @@ func (e *Instance) stepData(m Message) error {
 	// The sender's stability hint can only be believed up to what this
 	// member delivered (everyone includes us); an honest one never goes
 	// beyond.
-	s.stableHint = max(s.stableHint, min(m.StableSeq, s.delivered))
+	if h := min(m.StableSeq, e.delivered[r]); h > s.stableHint {
+		s.stableHint = h
+		if h > s.stableD {
+			s.stableD = h
+			e.gc() // make room before storing
+		}
+	}
 	if m.Seq <= s.contig || e.holds(r, m.Seq) {
 		return nil // duplicate
 	}
-	e.computeStable()
-	e.gc() // the hint may have made held messages stable: make room first
 	if m.Seq > s.stableD+e.window() {
 		// Only a sender that lied about StableSeq gets here.
 		return fmt.Errorf("%w: %s.%d beyond the window above %d", ErrMalformed, m.Sender, m.Seq, s.stableD)

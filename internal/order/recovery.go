@@ -144,7 +144,7 @@ func (e *Instance) gossip() {
 	recv := make([]uint64, e.n())
 	deliv := make([]uint64, e.n())
 	for r, s := range e.senders {
-		recv[r], deliv[r] = s.contig, s.delivered
+		recv[r], deliv[r] = s.contig, e.delivered[r]
 	}
 	for k := range e.members {
 		if k != e.self {

@@ -136,9 +136,11 @@ func (e *Instance) stepOrder(m Message) error {
 		switch {
 		case hasG && held == k:
 			continue
-		case hasG || hasK:
-			return fmt.Errorf("%w: global %d is %s, already held as %v at %d", ErrMalformed, g, x, e.refs([]ref{held}), heldG)
-		case x.Seq <= e.senders[r].delivered:
+		case hasG:
+			return fmt.Errorf("%w: global %d is %s, but %s.%d holds it", ErrMalformed, g, x, e.members[held.rank], held.seq)
+		case hasK:
+			return fmt.Errorf("%w: global %d is %s, which holds global %d", ErrMalformed, g, x, heldG)
+		case x.Seq <= e.delivered[r]:
 			return fmt.Errorf("%w: global %d orders %s, already delivered", ErrMalformed, g, x)
 		}
 		e.addOrder(g, k)
