@@ -126,8 +126,8 @@ func OpenDisk(opts DiskOptions) (*Disk, Recovered, error) {
 		return nil, rec, err
 	}
 	rec.Fresh = fresh
-	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, snapDir)); err != nil {
-		return nil, rec, fmt.Errorf("node: create %s: %w", snapDir, err)
+	if err := mkdirDurable(opts.FS, filepath.Join(opts.Dir, snapDir)); err != nil {
+		return nil, rec, err
 	}
 	wopts := opts.WAL
 	wopts.FS, wopts.Dir, wopts.Logger = opts.FS, filepath.Join(opts.Dir, walDir), opts.Logger
@@ -158,8 +158,8 @@ func OpenDisk(opts DiskOptions) (*Disk, Recovered, error) {
 // one, writing it if the directory is new.
 func (d *Disk) checkIdentity() (fresh bool, err error) {
 	fsys, dir, want := d.opts.FS, d.opts.Dir, d.opts.Identity
-	if err := fsys.MkdirAll(dir); err != nil {
-		return false, fmt.Errorf("node: create data directory %s: %w", dir, err)
+	if err := mkdirDurable(fsys, dir); err != nil {
+		return false, err
 	}
 	var got []byte
 	err = wal.ReadSnapshot(fsys, dir, identityFile, func(r io.Reader) error {
@@ -193,6 +193,18 @@ func (d *Disk) checkIdentity() (fresh bool, err error) {
 			ErrIdentity, dir, have.ClusterID, have.MemberID, want.ClusterID, want.MemberID)
 	}
 	return false, nil
+}
+
+// mkdirDurable creates dir and syncs its parent, so that the new entry
+// survives a power cut (MkdirAll alone does not promise that).
+func mkdirDurable(fsys vfs.FS, dir string) error {
+	if err := fsys.MkdirAll(dir); err != nil {
+		return fmt.Errorf("node: create directory %s: %w", dir, err)
+	}
+	if err := fsys.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+		return fmt.Errorf("node: sync the parent of %s: %w", dir, err)
+	}
+	return nil
 }
 
 func encodeIdentity(id Identity) []byte {
