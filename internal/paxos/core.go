@@ -780,7 +780,9 @@ func (c *Core) sendSnapshot(id peer.ID, pr *progress) {
 // ---- Ready / Advance ----
 
 // Ready is what the caller must persist, send, apply and serve; see the
-// numbered duties in the package documentation.
+// numbered duties in the package documentation. Its slices are the caller's,
+// but entry and message data may be shared with the core and with other
+// Readys: the caller must not modify them.
 type Ready struct {
 	// HardState, if not nil, must be durable before Messages are sent.
 	HardState *HardState
@@ -829,7 +831,7 @@ func (c *Core) Ready() Ready {
 	}
 	if c.log.needsPersist() {
 		rd.EntriesFrom = c.log.unstableFrom
-		rd.Entries = cloneEntries(c.log.slice(c.log.unstableFrom, c.log.last()))
+		rd.Entries = slices.Clone(c.log.slice(c.log.unstableFrom, c.log.last()))
 		h.logChanged = true
 	}
 	h.logLast = c.log.last()
@@ -838,7 +840,7 @@ func (c *Core) Ready() Ready {
 	h.committedLast = c.applied
 	if c.commit > c.applied {
 		lo := max(c.applied+1, c.log.first())
-		rd.Committed = cloneEntries(c.log.slice(lo, c.commit))
+		rd.Committed = slices.Clone(c.log.slice(lo, c.commit))
 		h.committedLast = c.commit
 	}
 	rd.ReadStates, c.readStates = c.readStates, nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -354,13 +353,4 @@ func parseIDs(args []string) ([]peer.ID, error) {
 		out = append(out, peer.ID(v))
 	}
 	return out, nil
-}
-
-func sortedKeys[K ~uint64, V any](m map[K]V) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	return keys
 }

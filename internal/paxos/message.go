@@ -76,12 +76,6 @@ func (t MessageType) String() string {
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
 
-// isResponse reports whether t answers a request of the receiver's own
-// ballot; a response for an older ballot is stale and dropped.
-func (t MessageType) isResponse() bool {
-	return t == MsgPrePromise || t == MsgPromise || t == MsgAccepted || t == MsgHeartbeatAck
-}
-
 // Message is every message between members. Which fields matter depends on
 // Type (see the MessageType constants); the rest are zero. Entries, Snapshot
 // and Ctx may alias the buffer a message was decoded from.
