@@ -59,18 +59,27 @@
 // sender's seqs, or in the global order, that lasts NakTicks is NAKed to
 // the sender (or sequencer), and from the second attempt also to another
 // member that reported holding the missing part, since any holder can
-// retransmit. The last message of a burst is found missing through the
-// stability gossip, which announces what every member holds.
+// retransmit. Repeated NAKs for one gap back off (NakTicks, then 2, 4 and
+// at most 8 × NakTicks) so that a round trip longer than NakTicks does not
+// turn into a retransmission storm. The last message of a burst is found
+// missing through the stability gossip, which announces what every member
+// holds.
 //
 // Stability (JGroups' STABLE, Derecho's SST in spirit): every
 // StabilityTicks each member sends every other its Received vector (per
 // sender, highest contiguous seq held), its Delivered vector and its
 // highest contiguous global. The element-wise minima say what every member
 // holds (safe delivery) and what every member has delivered (garbage
-// collection and the send window). A sender may have at most SendWindowMax
-// messages above the stable-delivered point (Send returns ErrWindowFull),
-// and every data message carries that point (StableSeq), so a receiver
-// never buffers more than SendWindowMax messages per sender. The sequencer
+// collection and the send window). Both are needed: collecting on receipt
+// alone would let a sender refill its window while a member still waits to
+// deliver (say, for an ordering batch), and that member's buffer would grow
+// without bound. The vectors are not piggybacked on data messages (that
+// would add two view-sized vectors to each); what is piggybacked is the
+// one number that bounds buffers: a sender may have at most
+// SendWindowMax messages above its stable-delivered point (Send returns
+// ErrWindowFull), and every data message carries that point (StableSeq),
+// so a receiver never buffers more than SendWindowMax messages per
+// sender. The sequencer
 // keeps the ordering state bounded the same way: it assigns no global more
 // than members × SendWindowMax above what every member holds, so no member
 // keeps more than 2 × members × SendWindowMax ordering entries. A member

@@ -89,6 +89,37 @@ func TestSendErrors(t *testing.T) {
 	}
 }
 
+// TestSingleMember: a view of one delivers every order at once (it is the
+// sequencer, and stable as soon as it holds a message).
+func TestSingleMember(t *testing.T) {
+	e, err := New(testCfg, 1, []peer.ID{7}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := FIFO; o <= Safe; o++ {
+		if _, err := e.Send([]byte(o.String()), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := e.Ready()
+	if len(rd.Messages) != 0 || len(rd.Deliveries) != 4 {
+		t.Fatalf("Ready = %v", rd)
+	}
+	for i, d := range rd.Deliveries {
+		if d.Seq != uint64(i+1) || d.Order != Order(i+1) {
+			t.Fatalf("delivery %d: %v", i, d)
+		}
+	}
+	e.Advance(rd)
+	// Stable at once: the window never fills.
+	for range 3 * testCfg.SendWindowMax {
+		if _, err := e.Send(nil, Safe); err != nil {
+			t.Fatal(err)
+		}
+		e.Advance(e.Ready())
+	}
+}
+
 // TestStepRefusesBadInput: every way a message can break the rules is an
 // error wrapping the right sentinel, never a panic, and leaves nothing
 // delivered.

@@ -1,6 +1,7 @@
 package order
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -210,8 +211,15 @@ func simDefaults() simConfig {
 	}
 }
 
-func seeds(t *testing.T, full, short int) int {
-	if testing.Short() {
+// seedsFlag overrides the number of seeds per variant, for long sweeps:
+// go test ./internal/order -run TestRandomized -seeds 2000
+var seedsFlag = flag.Int("seeds", 0, "seeds per randomized variant (0: 100, or 10 with -short)")
+
+func seeds(full, short int) int {
+	switch {
+	case *seedsFlag > 0:
+		return *seedsFlag
+	case testing.Short():
 		return short
 	}
 	return full
@@ -225,7 +233,9 @@ func TestRandomized(t *testing.T) {
 		name string
 		mod  func(*simConfig)
 	}{
+		{"n=2", func(sc *simConfig) { sc.n = 2 }},
 		{"n=3", func(sc *simConfig) { sc.n = 3 }},
+		{"batch=1", func(sc *simConfig) { sc.cfg.BatchEntriesMax, sc.cfg.StabilityTicks = 1, 7 }},
 		{"n=5", func(sc *simConfig) { sc.n = 5; sc.steps = 2000 }},
 		{"heavy-loss", func(sc *simConfig) { sc.lossPct, sc.dupPct = 35, 15 }},
 		{"wide-window", func(sc *simConfig) { sc.cfg.SendWindowMax, sc.cfg.BatchEntriesMax = 64, 64 }},
@@ -237,7 +247,7 @@ func TestRandomized(t *testing.T) {
 			variant.mod(&sc)
 			var sent, refused int
 			stats := map[string]int{}
-			for seed := range uint64(seeds(t, 100, 10)) {
+			for seed := range uint64(seeds(100, 10)) {
 				res := simulate(seed, sc)
 				sent += res.sent
 				refused += res.refused
