@@ -31,8 +31,8 @@ const (
 
 // checkHistory verifies the harness's recorded history. members are the
 // nodes whose logs are checked; complete asks for every sent message to be
-// delivered by each of them (run to quiescence with no crash);
-// stuck says what FinishFlush left undelivered, if a flush ran.
+// delivered by each of them (a run to quiescence with no crash). After a
+// flush, checkSameSet and checkCut add virtual synchrony.
 func checkHistory(h *harness, members []peer.ID, complete bool) []violation {
 	var vs []violation
 	add := func(prop, format string, args ...any) {
