@@ -52,6 +52,7 @@ func BenchmarkAppend(b *testing.B) {
 				var next atomic.Int64
 				var wg sync.WaitGroup
 				b.SetBytes(int64(size.bytes))
+				b.ReportAllocs()
 				b.ResetTimer()
 				for range appenders {
 					wg.Go(func() {
@@ -107,3 +108,4 @@ func BenchmarkBaselineFsyncPerRecord(b *testing.B) {
 		})
 	}
 }
+

@@ -34,8 +34,11 @@ func (l *Log) run() {
 			}
 			continue
 		}
+		// Read the kind now: once an append is answered its request may
+		// be recycled by another Append.
+		kind := reqs[0].kind
 		var err error
-		switch reqs[0].kind {
+		switch kind {
 		case kindAppend:
 			err = l.writeBatch(reqs)
 		case kindTruncateFront:
@@ -43,13 +46,13 @@ func (l *Log) run() {
 		case kindTruncateBack:
 			err = l.truncateBack(reqs[0].index)
 		default:
-			invariant.Unreachable("request kind %d", reqs[0].kind)
+			invariant.Unreachable("request kind %d", kind)
 		}
 		if err != nil {
 			l.fail(err, reqs)
 			continue
 		}
-		if reqs[0].kind != kindAppend {
+		if kind != kindAppend {
 			reqs[0].done <- nil
 		}
 	}
@@ -85,8 +88,12 @@ func (l *Log) next() ([]*request, bool) {
 	l.queue = l.queue[:rest]
 	l.queuedRecords -= records
 	l.queuedBytes -= bytes
-	invariant.Check(l.queuedRecords >= 0 && l.queuedBytes >= 0,
-		"queue holds %d records, %d bytes", l.queuedRecords, l.queuedBytes)
+	// The invariant checks on the hot path sit behind an if: Check's
+	// arguments would be boxed into interfaces, and allocated, on every
+	// call, even when the condition holds.
+	if l.queuedRecords < 0 || l.queuedBytes < 0 {
+		invariant.Unreachable("queue holds %d records, %d bytes", l.queuedRecords, l.queuedBytes)
+	}
 	l.admitWaiting()
 	return reqs, true
 }
@@ -99,11 +106,15 @@ func (l *Log) writeBatch(reqs []*request) error {
 	for _, r := range reqs {
 		bytes += len(r.frames)
 	}
-	invariant.Check(bytes <= l.opts.BatchBytesMax, "batch of %d bytes over %d", bytes, l.opts.BatchBytesMax)
+	if bytes > l.opts.BatchBytesMax {
+		invariant.Unreachable("batch of %d bytes over %d", bytes, l.opts.BatchBytesMax)
+	}
 	l.mu.RLock()
 	last := l.last
 	l.mu.RUnlock()
-	invariant.Check(batchFirst == last+1, "batch starts at %d after last %d", batchFirst, last)
+	if batchFirst != last+1 {
+		invariant.Unreachable("batch starts at %d after last %d", batchFirst, last)
+	}
 
 	// Roll between batches: never split one, and never leave a segment
 	// without a record (so every segment but the last ends where the next
@@ -116,7 +127,9 @@ func (l *Log) writeBatch(reqs []*request) error {
 	buf, offs := l.buf[:0], l.offs[:0]
 	index := batchFirst
 	for _, r := range reqs {
-		invariant.Check(r.index == index, "request at %d, want %d", r.index, index)
+		if r.index != index {
+			invariant.Unreachable("request at %d, want %d", r.index, index)
+		}
 		p := len(buf)
 		buf = append(buf, r.frames...)
 		for k := range r.records() {
@@ -126,7 +139,9 @@ func (l *Log) writeBatch(reqs []*request) error {
 			p = end
 			index++
 		}
-		invariant.Check(p == len(buf), "request frames end at %d, buffer at %d", p, len(buf))
+		if p != len(buf) {
+			invariant.Unreachable("request frames end at %d, buffer at %d", p, len(buf))
+		}
 	}
 	l.buf, l.offs = buf, offs
 	l.batches++
