@@ -108,4 +108,3 @@ func BenchmarkBaselineFsyncPerRecord(b *testing.B) {
 		})
 	}
 }
-
