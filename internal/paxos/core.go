@@ -335,7 +335,16 @@ func (c *Core) becomeLeader() {
 		}
 		recovered = append(recovered, Entry{Slot: s, Ballot: b, Type: best.Type, Data: best.Data})
 	}
-	recovered = append(recovered, Entry{Slot: top + 1, Ballot: b, Type: EntryNoop})
+	own := Entry{Slot: top + 1, Ballot: b, Type: EntryNoop}
+	if top == 0 {
+		// The first entry of every log records the bootstrap membership, so
+		// a member that joins later (and has no bootstrap membership) learns
+		// the configuration of every slot from the log or a snapshot. By
+		// induction slot 1 always holds it: only a leader that found nothing
+		// at all writes slot 1, and later leaders recover it.
+		own = Entry{Slot: 1, Ballot: b, Type: EntryConfig, Data: EncodeMembers(c.members)}
+	}
+	recovered = append(recovered, own)
 
 	c.becomeFollower(c.id)
 	c.role = Leader

@@ -13,8 +13,8 @@ import (
 
 // The randomized property test: seeded random interleavings of ticks,
 // message delivery (in any order), loss, duplication, partitions, crashes
-// (losing what was not persisted), restarts, campaigns, proposals, reads
-// and compactions over 3 and 5 members. After every step the harness checks:
+// (losing what was not persisted), restarts, campaigns, proposals, reads,
+// compactions and (on even seeds) membership changes, over 3 and 5 members. After every step the harness checks:
 //
 //   - agreement: no two members apply different values at one slot;
 //   - commit monotonicity: a member's commit index never decreases within
@@ -26,7 +26,7 @@ import (
 //   - and the core's own assertions (a panic fails the seed).
 //
 // Then it heals everything and checks liveness: a leader is elected and a
-// final proposal is applied by every member.
+// final proposal is applied by every member of the final configuration.
 
 type randomRun struct {
 	c        *cluster
@@ -35,6 +35,8 @@ type randomRun struct {
 	proposed int
 	reads    map[string]uint64 // ctx -> highest slot applied anywhere when asked
 	diskHS   map[peer.ID]uint64
+	// confChanges lets the run add and remove members.
+	confChanges bool
 }
 
 func (rr *randomRun) upIDs() []peer.ID {
@@ -177,6 +179,26 @@ func (rr *randomRun) step() {
 				m.disk.entries = kept
 			}
 		}
+	case x < 950 && rr.confChanges: // one membership change on the leader
+		for _, id := range up {
+			core := c.members[id].core
+			st := core.Status()
+			if st.Role != Leader {
+				continue
+			}
+			if r.IntN(2) == 0 && st.Members.Len() > 2 {
+				ids := st.Members.IDs()
+				_ = core.ProposeConfChange(ConfChange{Op: RemoveMember, ID: ids[r.IntN(len(ids))]})
+			} else {
+				newID := peer.ID(len(c.members) + 1)
+				if len(c.members) < rr.n+3 && core.ProposeConfChange(ConfChange{Op: AddMember, ID: newID}) == nil {
+					if err := c.addMember(newID, peer.Set{}); err != nil {
+						c.violations = append(c.violations, err.Error())
+					}
+				}
+			}
+			break
+		}
 	default: // let the cluster catch its breath: process every member once
 		for _, id := range up {
 			rr.processReady(id)
@@ -197,6 +219,7 @@ func (rr *randomRun) settle() error {
 		}
 	}
 	final := uint64(0)
+	var finalMembers peer.Set
 	for round := range 400 {
 		for _, id := range c.ids() {
 			c.members[id].core.Tick()
@@ -209,13 +232,16 @@ func (rr *randomRun) settle() error {
 				core := c.members[id].core
 				if core.Status().Role == Leader && core.Propose([]byte("final")) == nil {
 					final = core.Status().LastSlot
+					finalMembers = core.Status().Members
 					break
 				}
 			}
 			continue
 		}
+		// Removed members are left behind by design; every member of the
+		// final configuration must apply the final slot.
 		done := true
-		for _, id := range c.ids() {
+		for id := range finalMembers.All() {
 			if c.members[id].sm.applied < final {
 				done = false
 			}
@@ -235,6 +261,10 @@ func (rr *randomRun) settle() error {
 // runRandom runs one seed and returns the safety violations and the
 // liveness error, if any. A broken core assertion is a violation.
 func runRandom(seed uint64, n, steps int, bugs PlantedBugs) (violations []string, liveness error) {
+	return runRandomOpts(seed, n, steps, bugs, false)
+}
+
+func runRandomOpts(seed uint64, n, steps int, bugs PlantedBugs, confChanges bool) (violations []string, liveness error) {
 	c := newCluster(seed, nil)
 	c.base.Bugs = bugs
 	c.base.BatchEntriesMax = 4
@@ -251,7 +281,7 @@ func runRandom(seed uint64, n, steps int, bugs PlantedBugs) (violations []string
 			return []string{err.Error()}, nil
 		}
 	}
-	rr := &randomRun{c: c, r: rand.New(rand.NewPCG(seed, 99)), n: n, reads: map[string]uint64{}, diskHS: map[peer.ID]uint64{}}
+	rr := &randomRun{c: c, r: rand.New(rand.NewPCG(seed, 99)), n: n, reads: map[string]uint64{}, diskHS: map[peer.ID]uint64{}, confChanges: confChanges}
 	defer func() {
 		if p := recover(); p != nil {
 			if v, ok := p.(invariant.Violation); ok {
@@ -278,12 +308,15 @@ func TestRandomizedSafety(t *testing.T) {
 	}
 	for _, n := range []int{3, 5} {
 		for seed := uint64(1); seed <= uint64(seeds); seed++ {
-			violations, liveness := runRandom(seed, n, steps, PlantedBugs{})
+			// Odd seeds keep the membership; even seeds also add and remove
+			// members through the log.
+			confChanges := seed%2 == 0
+			violations, liveness := runRandomOpts(seed, n, steps, PlantedBugs{}, confChanges)
 			if len(violations) > 0 {
-				t.Fatalf("n=%d seed=%d: %v", n, seed, violations)
+				t.Fatalf("n=%d seed=%d confChanges=%v: %v", n, seed, confChanges, violations)
 			}
 			if liveness != nil {
-				t.Fatalf("n=%d seed=%d: %v", n, seed, liveness)
+				t.Fatalf("n=%d seed=%d confChanges=%v: %v", n, seed, confChanges, liveness)
 			}
 		}
 	}
@@ -293,7 +326,7 @@ func TestRandomizedSafety(t *testing.T) {
 //
 //	PAXOS_SWEEP_SEEDS=3000 go test ./internal/paxos -run TestRandomizedSweep
 //
-// A failing seed is reproduced by runRandom(seed, n, 8000, PlantedBugs{}).
+// A failing seed is reproduced by runRandomOpts(seed, n, 8000, PlantedBugs{}, seed%2 == 0).
 func TestRandomizedSweep(t *testing.T) {
 	seeds, _ := strconv.Atoi(os.Getenv("PAXOS_SWEEP_SEEDS"))
 	if seeds == 0 {
@@ -301,7 +334,7 @@ func TestRandomizedSweep(t *testing.T) {
 	}
 	for _, n := range []int{3, 5} {
 		for seed := uint64(1000); seed < 1000+uint64(seeds); seed++ {
-			violations, liveness := runRandom(seed, n, 8000, PlantedBugs{})
+			violations, liveness := runRandomOpts(seed, n, 8000, PlantedBugs{}, seed%2 == 0)
 			if len(violations) > 0 || liveness != nil {
 				t.Errorf("n=%d seed=%d: %v %v", n, seed, violations, liveness)
 			}
