@@ -16,34 +16,40 @@ const WireKind wire.Kind = 0x0100
 type MessageType uint8
 
 const (
-	// MsgPrePrepare asks "would you promise this ballot?" without changing
-	// the receiver's state (pre-vote: a partitioned member cannot inflate
-	// ballots and depose a healthy leader when it returns).
+	// MsgPrePrepare asks "would you promise Ballot?" without changing the
+	// receiver's state (pre-vote: a partitioned member cannot inflate
+	// ballots and depose a healthy leader when it returns). Commit is the
+	// candidate's commit index.
 	MsgPrePrepare MessageType = iota + 1
-	// MsgPrePromise answers MsgPrePrepare; Reject means no.
+	// MsgPrePromise answers MsgPrePrepare; Reject means no. Hint is the
+	// responder's promised round and Commit its commit index.
 	MsgPrePromise
-	// MsgPrepare is phase 1a: promise Ballot, here is my Commit.
+	// MsgPrepare is phase 1a: promise Ballot; Commit is the candidate's
+	// commit index.
 	MsgPrepare
 	// MsgPromise is phase 1b: the acceptor promised Ballot and sends its
-	// accepted entries above the candidate's Commit. With Reject, it did not
-	// promise: Ballot is then the higher ballot it promised, or the
-	// candidate's ballot if the candidate's Commit is below the acceptor's
-	// (carried in Commit).
+	// accepted entries above the candidate's commit. With Reject it did not
+	// promise, because it promised a higher round (Hint) or its commit index
+	// (Commit) is above the candidate's.
 	MsgPromise
 	// MsgAccept is phase 2a: accept Entries (contiguous, from PrevSlot+1)
 	// under Ballot; Commit is the leader's commit index and LastSlot the
 	// leader's last slot when it sent the message.
 	MsgAccept
 	// MsgAccepted is phase 2b, sent only after the acceptor persisted: its
-	// log now matches the leader's up to LastSlot. With Reject, Hint is the
-	// highest slot that may match, or Ballot is the acceptor's higher promise.
+	// log equals the leader's up to LastSlot. With Reject, either Ballot is
+	// the acceptor's higher promise (the leader is stale), or Ballot is the
+	// leader's and the acceptor does not hold PrevSlot (echoed) in the
+	// leader's version; Hint is then the highest slot that may match.
 	MsgAccepted
 	// MsgHeartbeat keeps followers from campaigning, carries the commit index
-	// (clamped to what the follower is known to hold) and, when a read is
-	// waiting, the read's Ctx.
+	// (clamped to what the follower is known to hold), the leader's last slot
+	// and, when a read is waiting, the newest read's Ctx.
 	MsgHeartbeat
-	// MsgHeartbeatAck answers a heartbeat, echoing Ctx. With Reject, Ballot is
-	// the member's higher promise.
+	// MsgHeartbeatAck answers a heartbeat, echoing Ctx; LastSlot is the
+	// highest slot the member knows equals the leader's log (durable, so it
+	// acknowledges like MsgAccepted). With Reject, Ballot is the member's
+	// higher promise.
 	MsgHeartbeatAck
 	// MsgSnapshot installs Snapshot on a member that needs slots the leader
 	// has compacted away. It is answered with MsgAccepted.
