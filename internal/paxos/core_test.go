@@ -376,3 +376,32 @@ func benchCommit(b *testing.B, perRound int) {
 		}
 	}
 }
+
+// TestPromiseRefusedOverPhaseOneLimit: an acceptor whose accepted suffix
+// above the candidate's commit is over PhaseOneEntriesMax refuses to promise
+// rather than send an oversized Promise; with the candidate's commit closer,
+// it promises.
+func TestPromiseRefusedOverPhaseOneLimit(t *testing.T) {
+	cfg := testConfig(1, 1, 2, 3)
+	cfg.ProposalQueueMax, cfg.PhaseOneEntriesMax = 3, 4
+	var entries []Entry
+	for s := uint64(1); s <= 5; s++ {
+		entries = append(entries, Entry{Slot: s, Ballot: Ballot{1, 2}, Type: EntryNoop})
+	}
+	c, err := New(cfg, Restored{HardState: HardState{Promised: Ballot{1, 2}}, Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Step(Message{Type: MsgPrepare, From: 3, To: 1, Ballot: Ballot{2, 3}, Commit: 0})
+	rd := c.Ready()
+	if len(rd.Messages) != 1 || !rd.Messages[0].Reject || rd.HardState != nil {
+		t.Fatalf("five entries over a limit of four: want a refusal and no promise, got %v", rd.Messages)
+	}
+	c.Advance(rd)
+	// The candidate's commit can be 1 although ours is 0: the suffix is 4.
+	_ = c.Step(Message{Type: MsgPrepare, From: 3, To: 1, Ballot: Ballot{2, 3}, Commit: 1})
+	rd = c.Ready()
+	if len(rd.Messages) != 1 || rd.Messages[0].Reject || len(rd.Messages[0].Entries) != 4 || rd.HardState == nil {
+		t.Fatalf("four entries: want a promise carrying them, got %v", rd.Messages)
+	}
+}

@@ -134,7 +134,7 @@ func (c *Core) handlePrePromise(m Message) {
 
 func (c *Core) handlePrepare(m Message) {
 	c.seeRound(m.Ballot)
-	if m.Ballot == c.promised && m.Commit >= c.commit {
+	if m.Ballot == c.promised && m.Commit >= c.commit && c.promiseFits(m.Commit) {
 		// A duplicate of the Prepare we promised (the ballot names its
 		// sender): promise again, with what we hold now.
 		c.sendPromise(m)
@@ -146,20 +146,21 @@ func (c *Core) handlePrepare(m Message) {
 	reject := func() {
 		c.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Commit: c.commit, Hint: c.promised.Round})
 	}
-	if !c.promised.Less(m.Ballot) || m.Commit < c.commit {
-		reject()
-		return
-	}
-	// Entries above the candidate's commit: all held, since our commit (hence
-	// our snapshot) is at most the candidate's commit.
-	count := c.log.last() - min(m.Commit, c.log.last())
-	if count > uint64(c.cfg.PhaseOneEntriesMax) || c.suffixBytes(m.Commit) > c.cfg.PhaseOneBytesMax {
+	if !c.promised.Less(m.Ballot) || m.Commit < c.commit || !c.promiseFits(m.Commit) {
 		reject()
 		return
 	}
 	c.becomeFollower(peer.None)
 	c.promised = m.Ballot
 	c.sendPromise(m)
+}
+
+// promiseFits reports whether the entries above the candidate's commit fit
+// in one Promise. They are all held: our commit (hence our snapshot) is at
+// most the candidate's commit.
+func (c *Core) promiseFits(candidateCommit uint64) bool {
+	count := c.log.last() - min(candidateCommit, c.log.last())
+	return count <= uint64(c.cfg.PhaseOneEntriesMax) && c.suffixBytes(candidateCommit) <= c.cfg.PhaseOneBytesMax
 }
 
 func (c *Core) suffixBytes(after uint64) int {
