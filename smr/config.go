@@ -108,9 +108,11 @@ type Config struct {
 	// Logger receives the member's events; nil discards them.
 	Logger *slog.Logger
 
-	// For tests in this package: a file system and a transport factory.
+	// For tests in this package: a file system, a transport factory and a
+	// planted bug (see applier.plantNoDedup).
 	fs           vfs.FS
 	newTransport func(id MemberID, h transport.Handler) (transport.Transport, error)
+	plantNoDedup bool
 }
 
 // DefaultConfig returns a Config with LAN settings, each with its reason:

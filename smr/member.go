@@ -83,6 +83,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Member, error) {
 		}
 	}
 	app := newApplier(sm, cfg.SessionsMax, peer.ID(cfg.ID), cfg.Members)
+	app.plantNoDedup = cfg.plantNoDedup
 	scfg := node.ShellConfig{
 		ClusterID:       cfg.ClusterID,
 		Core:            core,
