@@ -150,4 +150,3 @@ func (c *Core) Entries(lo, hi uint64) []Entry {
 	lo, hi = max(lo, c.log.first()), min(hi, c.log.last())
 	return cloneEntries(c.log.slice(lo, hi))
 }
-
