@@ -244,6 +244,9 @@ func collectCrashes(t *testing.T, seeds int) []crashPoint {
 // exercise them.
 type crashStats struct {
 	tornTails, leftoversRemoved, suffixKept, frontInFlight int
+	// recoveryCrashes counts the crashes taken during a recovery that
+	// repaired something, each recovered again.
+	recoveryCrashes int
 }
 
 // checkCrash recovers one crash point and returns what is wrong with it.
@@ -252,7 +255,16 @@ type crashStats struct {
 func checkCrash(p crashPoint, stats *crashStats) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	// Crash the recovery itself before each of its operations: Open's
+	// repairs must be idempotent.
+	var during []*vfs.Mem
+	p.disk.SetHook(func(op vfs.Op, _ string) {
+		if op != vfs.OpRead {
+			during = append(during, p.disk.CrashClone(vfs.CrashConfig{}))
+		}
+	})
 	l, rec, err := Open(crashOptions(p.disk))
+	p.disk.SetHook(nil)
 	if rec.TornTail != nil {
 		stats.tornTails++
 	}
@@ -331,6 +343,12 @@ func checkCrash(p crashPoint, stats *crashStats) []string {
 	if len(problems) > 0 {
 		return problems
 	}
+	if rec.TornTail != nil || len(rec.Removed) > 0 {
+		for i, d := range during {
+			stats.recoveryCrashes++
+			problems = append(problems, checkSameLog(d, first, last, recovered, fmt.Sprintf("recovery crash: crash %d of the recovery", i))...)
+		}
+	}
 	// The recovered log takes appends and survives a second crash.
 	for k := range 3 {
 		rec := crashRecord(ident{9, k})
@@ -344,21 +362,26 @@ func checkCrash(p crashPoint, stats *crashStats) []string {
 	last += 3
 	l.Close()
 	l = nil
-	l2, _, err := Open(crashOptions(p.disk.CrashClone(vfs.CrashConfig{})))
+	return append(problems, checkSameLog(p.disk.CrashClone(vfs.CrashConfig{}), first, last, recovered, "second crash")...)
+}
+
+// checkSameLog opens disk and reports, under kind, how it differs from the
+// log [first, last] holding want.
+func checkSameLog(disk *vfs.Mem, first, last uint64, want map[uint64]Record, kind string) []string {
+	l, _, err := Open(crashOptions(disk))
 	if err != nil {
-		bad("second crash: open: %v", err)
-		return problems
+		return []string{fmt.Sprintf("%s: open: %v", kind, err)}
 	}
-	defer l2.Close()
-	if l2.FirstIndex() != first || l2.LastIndex() != last {
-		bad("second crash: [%d, %d], want [%d, %d]", l2.FirstIndex(), l2.LastIndex(), first, last)
+	defer l.Close()
+	if l.FirstIndex() != first || l.LastIndex() != last {
+		return []string{fmt.Sprintf("%s: [%d, %d], want [%d, %d]", kind, l.FirstIndex(), l.LastIndex(), first, last)}
 	}
 	for idx := first; idx <= last; idx++ {
-		if r, err := l2.Get(idx); err != nil || !sameRecord(r, recovered[idx]) {
-			bad("second crash: index %d: %v %q, want %q", idx, err, r.Data, recovered[idx].Data)
+		if r, err := l.Get(idx); err != nil || !sameRecord(r, want[idx]) {
+			return []string{fmt.Sprintf("%s: index %d: %v %q, want %q", kind, idx, err, r.Data, want[idx].Data)}
 		}
 	}
-	return problems
+	return nil
 }
 
 // crashResults checks every point and returns the problems, keyed by kind.
@@ -403,9 +426,9 @@ func TestCrash(t *testing.T) {
 		t.Errorf("%d %q problems; first ones:\n%s", len(problems), kind, strings.Join(problems[:min(5, len(problems))], "\n"))
 	}
 	t.Logf("%d crash points (%d rounds, %d operations, x %d disks each), %v by operation", len(points), rounds, ops, 1+seeds, kinds)
-	t.Logf("recoveries: %d cut a torn tail, %d removed leftovers, %d kept acknowledged records above an in-flight TruncateBack, %d kept the old front during an in-flight TruncateFront",
-		stats.tornTails, stats.leftoversRemoved, stats.suffixKept, stats.frontInFlight)
-	if stats.tornTails == 0 || stats.leftoversRemoved == 0 || stats.suffixKept == 0 || stats.frontInFlight == 0 {
+	t.Logf("recoveries: %d cut a torn tail, %d removed leftovers, %d kept acknowledged records above an in-flight TruncateBack, %d kept the old front during an in-flight TruncateFront; %d crashes during repairing recoveries, each recovered again",
+		stats.tornTails, stats.leftoversRemoved, stats.suffixKept, stats.frontInFlight, stats.recoveryCrashes)
+	if stats.tornTails == 0 || stats.leftoversRemoved == 0 || stats.suffixKept == 0 || stats.frontInFlight == 0 || stats.recoveryCrashes == 0 {
 		t.Errorf("some recovery path never ran: %+v", stats)
 	}
 }
