@@ -24,7 +24,8 @@
 // Segment names are 16 lower-case hex digits of their first index, so they
 // sort in index order. Every segment but the last ends exactly where the next
 // begins, and holds at least one record; a gap or an overlap is corruption.
-// Other files in the directory are ignored (snapshots may live there).
+// Other files in the directory are ignored (snapshots may live there), but a
+// name ending in ".wal" or ".front" that does not parse is corruption.
 //
 // # Segment file
 //
@@ -79,8 +80,10 @@
 //
 // # Group commit
 //
-// Append queues its records (bounded by QueueRecordsMax and QueueBytesMax;
-// Append waits when the queue is full) and waits. One flusher goroutine takes
+// Append copies and checksums its records on the caller's goroutine, queues
+// them (bounded by QueueRecordsMax and QueueBytesMax; when the queue is full,
+// appends wait their turn first come first served) and waits. Indexes are
+// assigned in queue order. One flusher goroutine takes
 // every queued append up to BatchBytesMax, encodes them into one buffer, does
 // one Write and one Sync, and only after the Sync returned nil makes them
 // readable and returns from their Appends. Writes and syncs strictly
@@ -126,8 +129,12 @@
 // acknowledged and lost, and repairs it from its peers. The proof of a later
 // write can also err the other way: a record whose data happens to contain a
 // well-formed frame with a plausible index makes a torn tail look like
-// corruption, so Open refuses rather than guesses. Everything Open reports is
-// durable when it returns (it syncs the last segment and the directory).
+// corruption, so Open refuses rather than guesses; so does a search for a
+// later write that runs out of its work budget (a few passes over the bytes
+// left), which only crafted data can exhaust. Everything Open reports is
+// durable when it returns (it syncs the last segment and the directory), so
+// records a crashed process left in the page cache are not served until
+// they are safe.
 //
 // # Interrupted operations
 //

@@ -467,8 +467,9 @@ func (l *Log) usable() error {
 }
 
 // Close waits for the queued appends to be written, stops the flusher and
-// closes the files. Later calls fail with ErrClosed. If the log had failed,
-// Close still releases everything and returns the failure.
+// closes the files. Appends still waiting for room in the queue, and later
+// calls, fail with ErrClosed. If the log had failed, Close still releases
+// everything and returns the failure.
 func (l *Log) Close() error {
 	l.qmu.Lock()
 	if l.closeCalled {
