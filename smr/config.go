@@ -46,6 +46,9 @@ var (
 	// ErrMembership: a membership change the cluster refused (one is already
 	// pending, the id is already a member or not one, flexible quorums).
 	ErrMembership = errors.New("smr: membership change refused")
+	// ErrTimeout: the leader did not confirm a read in time (it stepped down
+	// or lost its quorum). Nothing was read; retry.
+	ErrTimeout = errors.New("smr: read not confirmed in time")
 	// ErrStopped: the member was closed, or stopped after a disk error
 	// (which the error then also wraps).
 	ErrStopped = errors.New("smr: member stopped")

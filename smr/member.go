@@ -222,6 +222,8 @@ func (m *Member) mapErr(err error) error {
 		return &NotLeaderError{Leader: id, Addr: m.app.address(id)}
 	case errors.Is(err, paxos.ErrProposalDropped), errors.Is(err, node.ErrBusy):
 		return fmt.Errorf("%w: %w", ErrBusy, err)
+	case errors.Is(err, node.ErrReadTimeout):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, paxos.ErrProposalTooLarge):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	case errors.Is(err, paxos.ErrConfigChangePending), errors.Is(err, paxos.ErrLeaderNotReady),

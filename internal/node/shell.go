@@ -32,6 +32,10 @@ var (
 	// ErrBusy: a bounded queue between callers and the shell's goroutine is
 	// full. Retry later.
 	ErrBusy = errors.New("node: member busy")
+	// ErrReadTimeout: the leader did not confirm a read within
+	// ReadTimeoutTicks (it stepped down or lost its quorum, and the core
+	// dropped the read). Nothing was read; retry, perhaps elsewhere.
+	ErrReadTimeout = errors.New("node: read not confirmed in time")
 )
 
 // ShellApp is the state machine a Shell drives. Every method is called on
@@ -84,6 +88,10 @@ type ShellConfig struct {
 	// reads) the shell takes between two Readys: more inputs per Ready
 	// means fewer fsyncs, fewer means lower latency for the first.
 	InputBatchMax int
+	// ReadTimeoutTicks bounds how long a read waits for the leader's quorum
+	// round; 0 means 2*Core.ElectionTicks (by then a leader that lost its
+	// quorum has stepped down, and the core dropped the read).
+	ReadTimeoutTicks int
 	// Logger receives the shell's events; nil discards them.
 	Logger *slog.Logger
 	// NewTransport, if not nil, replaces the TCP transport (tests use
@@ -101,6 +109,7 @@ type ShellConfig struct {
 //     while the shell waits on an fsync.
 //   - InputBatchMax 1024: one Ready (one fsync) carries up to a full
 //     proposal queue, which is where group commit pays.
+//   - ReadTimeoutTicks 2*Core.ElectionTicks: see the field.
 func DefaultShellQueues(cfg *ShellConfig) {
 	if cfg.RequestQueueMax == 0 {
 		cfg.RequestQueueMax = 4096
@@ -110,6 +119,9 @@ func DefaultShellQueues(cfg *ShellConfig) {
 	}
 	if cfg.InputBatchMax == 0 {
 		cfg.InputBatchMax = 1024
+	}
+	if cfg.ReadTimeoutTicks == 0 {
+		cfg.ReadTimeoutTicks = 2 * cfg.Core.ElectionTicks
 	}
 }
 
@@ -126,9 +138,9 @@ func (cfg *ShellConfig) validate() error {
 		return bad("FS and Dir are required")
 	case cfg.TickInterval <= 0:
 		return bad("TickInterval %v must be positive", cfg.TickInterval)
-	case cfg.RequestQueueMax < 1 || cfg.InboxMessagesMax < 1 || cfg.InputBatchMax < 1:
-		return bad("RequestQueueMax %d, InboxMessagesMax %d and InputBatchMax %d must be positive",
-			cfg.RequestQueueMax, cfg.InboxMessagesMax, cfg.InputBatchMax)
+	case cfg.RequestQueueMax < 1 || cfg.InboxMessagesMax < 1 || cfg.InputBatchMax < 1 || cfg.ReadTimeoutTicks < 1:
+		return bad("RequestQueueMax %d, InboxMessagesMax %d, InputBatchMax %d and ReadTimeoutTicks %d must be positive",
+			cfg.RequestQueueMax, cfg.InboxMessagesMax, cfg.InputBatchMax, cfg.ReadTimeoutTicks)
 	case cfg.NewTransport == nil && cfg.ListenAddr == "":
 		return bad("ListenAddr is required")
 	}
@@ -169,16 +181,18 @@ type Shell struct {
 	err      error // why the loop exited; read after done
 
 	status atomic.Pointer[paxos.Status]
+	// dropped counts peer messages dropped undecoded or refused by the core.
+	dropped atomic.Uint64
 
 	// Owned by the loop goroutine.
 	applied        uint64
 	appliedBallot  paxos.Ballot
 	appliedMembers peer.Set
 	snapSlot       uint64
+	ticks          uint64
 	readSeq        uint64
 	readsPending   map[uint64]*readReq // waiting for their ReadState, by token
 	readsApplying  []*readReq          // released, waiting for applied >= index
-	badMessages    uint64
 }
 
 // request is a caller's input for the loop goroutine.
@@ -201,10 +215,11 @@ const (
 )
 
 type readReq struct {
-	ctx   context.Context
-	index uint64
-	fn    func()
-	reply chan error
+	ctx       context.Context
+	startTick uint64
+	index     uint64
+	fn        func()
+	reply     chan error
 }
 
 // StartShell opens the data directory, rebuilds the core from it, installs
@@ -294,6 +309,7 @@ func (s *Shell) handle(env wire.Envelope) {
 	m, err := s.decode(env)
 	if err != nil {
 		// A peer's bad message costs that message, never the member.
+		s.dropped.Add(1)
 		s.log.Warn("dropping message", "from", env.From, "err", err)
 		return
 	}
@@ -383,6 +399,7 @@ func (s *Shell) loop() error {
 		case <-s.stop:
 			return nil
 		case <-ticker.C:
+			s.ticks++
 			s.core.Tick()
 			s.expireReads()
 		case m := <-s.inbox:
@@ -411,7 +428,7 @@ func (s *Shell) takeMore() {
 
 func (s *Shell) step(m paxos.Message) {
 	if err := s.core.Step(m); err != nil {
-		s.badMessages++
+		s.dropped.Add(1)
 		s.log.Debug("core refused message", "msg", m.String(), "err", err)
 	}
 }
@@ -442,7 +459,7 @@ func (s *Shell) serve(r request) {
 			r.reply <- err
 			return
 		}
-		s.readsPending[s.readSeq] = &readReq{ctx: r.ctx, fn: r.read, reply: r.reply}
+		s.readsPending[s.readSeq] = &readReq{ctx: r.ctx, startTick: s.ticks, fn: r.read, reply: r.reply}
 	}
 }
 
@@ -500,15 +517,20 @@ func (s *Shell) serveReads() {
 	s.readsApplying = keep
 }
 
-// expireReads forgets reads whose caller gave up; the core drops the reads
-// of a leader that steps down without saying so, and this keeps
-// readsPending bounded by what callers still wait for.
+// expireReads fails the reads whose caller gave up or that waited
+// ReadTimeoutTicks: the core drops the reads of a leader that steps down
+// without saying so, and this keeps readsPending bounded.
 func (s *Shell) expireReads() {
 	for token, rr := range s.readsPending {
-		if rr.ctx.Err() != nil {
+		switch {
+		case rr.ctx.Err() != nil:
 			rr.reply <- rr.ctx.Err()
-			delete(s.readsPending, token)
+		case s.ticks-rr.startTick >= uint64(s.cfg.ReadTimeoutTicks):
+			rr.reply <- fmt.Errorf("%w: %d ticks", ErrReadTimeout, s.cfg.ReadTimeoutTicks)
+		default:
+			continue
 		}
+		delete(s.readsPending, token)
 	}
 }
 
@@ -645,6 +667,10 @@ func (s *Shell) Err() error {
 		return nil
 	}
 }
+
+// DroppedMessages counts peer messages that did not decode, were
+// misaddressed, or that the core refused as invalid.
+func (s *Shell) DroppedMessages() uint64 { return s.dropped.Load() }
 
 // TransportStats returns the transport's counters.
 func (s *Shell) TransportStats() transport.Stats { return s.tr.Stats() }
