@@ -132,9 +132,9 @@ func (a kvApplier) Apply(e paxos.Entry) {
 	if to, ok := m.pendingPuts[putKey{c.client, c.seq}]; ok && m.kv.done(c.client, c.seq) {
 		delete(m.pendingPuts, putKey{c.client, c.seq})
 		if m.cut {
-		return // the process died at an fsync: nothing leaves it
-	}
-	w.send(endpoint(m.id), to, nil, &clientMsg{Kind: repOK, Client: c.client, Seq: c.seq, Key: c.key, Value: c.value})
+			return // the process died at an fsync: nothing leaves it
+		}
+		w.send(endpoint(m.id), to, nil, &clientMsg{Kind: repOK, Client: c.client, Seq: c.seq, Key: c.key, Value: c.value})
 	}
 }
 

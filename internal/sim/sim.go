@@ -610,4 +610,3 @@ func (w *world) checkState(m *member) {
 		w.fail("state", "after slot %d: %s has state %016x, %s has %016x", slot, s.by, s.hash, m.id, h)
 	}
 }
-
