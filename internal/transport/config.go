@@ -127,6 +127,10 @@ type Config struct {
 	// KeepAliveInterval is how long a connection may stay silent before a
 	// keep-alive frame is sent on it. ReadIdleTimeout is how long a reader
 	// waits for any byte before it declares the peer dead and closes.
+	// The two meet across processes (one side's keep-alives feed the
+	// other's idle timer), so every member must run with the same values,
+	// or at least with every ReadIdleTimeout above twice every
+	// KeepAliveInterval in the cluster.
 	KeepAliveInterval time.Duration
 	ReadIdleTimeout   time.Duration
 }

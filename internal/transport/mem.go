@@ -198,7 +198,12 @@ func (e *MemEndpoint) Send(env wire.Envelope) bool {
 	case pushFull:
 		return false
 	}
-	e.refusedUnknown.Add(1)
+	// The queue closed while we looked the peer up.
+	if e.closing.Load() {
+		e.refusedClosed.Add(1)
+	} else {
+		e.refusedUnknown.Add(1) // removed
+	}
 	return false
 }
 
@@ -242,7 +247,7 @@ func (e *MemEndpoint) SetPeer(id peer.ID, addr string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	l := &memLink{e: e, id: id, queue: newSendQueue(e.net.limits), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	l := &memLink{e: e, id: id, queue: newSendQueue(e.net.limits), ctx: ctx, cancel: cancel}
 	l.addr.Store(&addr)
 	m := maps.Clone(old)
 	m[id] = l
@@ -251,7 +256,10 @@ func (e *MemEndpoint) SetPeer(id peer.ID, addr string) {
 	go l.run()
 }
 
-// RemovePeer implements Transport.
+// RemovePeer implements Transport. Unlike TCP's it does not wait for the
+// link to stop: the link may be inside the peer's Handler, which may itself
+// be calling RemovePeer on its own endpoint. An envelope whose Handler call
+// has begun completes; no further one from the removed link starts.
 func (e *MemEndpoint) RemovePeer(id peer.ID) {
 	e.mu.Lock()
 	old := *e.links.Load()
@@ -265,7 +273,6 @@ func (e *MemEndpoint) RemovePeer(id peer.ID) {
 	if l != nil {
 		l.cancel()
 		l.queue.close()
-		<-l.done
 	}
 }
 
@@ -329,11 +336,12 @@ func (e *MemEndpoint) receive(from peer.ID, env wire.Envelope, bodyBytes int) bo
 	e.recvMu.Unlock()
 
 	e.handler(env)
+	n := uint64(frameHeaderBytes + bodyBytes)
 	e.recvFrames.Add(1)
-	e.recvBytes.Add(uint64(bodyBytes))
+	e.recvBytes.Add(n)
 	if l := (*e.links.Load())[from]; l != nil {
 		l.recvFrames.Add(1)
-		l.recvBytes.Add(uint64(bodyBytes))
+		l.recvBytes.Add(n)
 	}
 
 	e.recvMu.Lock()
@@ -354,7 +362,6 @@ type memLink struct {
 	queue  *sendQueue
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
 
 	sentFrames, sentBytes, lostFrames, connects atomic.Uint64
 	recvFrames, recvBytes                       atomic.Uint64
@@ -383,7 +390,6 @@ func (l *memLink) stats() PeerStats {
 // endpoint exists, and waits while it does not (the queue fills meanwhile).
 func (l *memLink) run() {
 	defer l.e.wg.Done()
-	defer close(l.done)
 	var last *MemEndpoint
 	for {
 		dst, _, changed := l.e.net.lookup(l.e.id, l.id)

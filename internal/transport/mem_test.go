@@ -180,6 +180,51 @@ func TestMemRestartDeliversToNewLife(t *testing.T) {
 	})
 }
 
+// TestMemCloseRefusesDeliveries: once Close has begun, no new Handler call
+// starts, even for frames of a batch already being delivered. Close waits
+// for the call in progress. (In the bubble all 100 frames are sent before
+// the link runs, so they form one batch.)
+func TestMemCloseRefusesDeliveries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := NewMemNetwork()
+		e1, _ := n.Endpoint(1, func(wire.Envelope) {})
+		defer e1.Close()
+		gate := make(chan struct{})
+		calls := 0
+		e2, _ := n.Endpoint(2, func(wire.Envelope) {
+			calls++
+			if calls == 1 {
+				<-gate
+			}
+		})
+		e1.SetPeer(2, "")
+		for i := range uint64(100) {
+			e1.Send(makeMsg(1, 2, seqsAbove+i, 8))
+		}
+		synctest.Wait() // the link is blocked in the first Handler call
+		closed := make(chan struct{})
+		go func() {
+			e2.Close()
+			close(closed)
+		}()
+		synctest.Wait() // Close is waiting for that call
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a Handler call was running")
+		default:
+		}
+		close(gate)
+		<-closed
+		synctest.Wait()
+		if calls != 1 {
+			t.Errorf("%d Handler calls, want 1: deliveries started after Close began", calls)
+		}
+		if p, _ := e1.Stats().Peer(2); p.SentFrames != 1 || p.LostFrames != 99 {
+			t.Errorf("%+v, want 1 sent and 99 lost", p)
+		}
+	})
+}
+
 func TestMemEndpointErrors(t *testing.T) {
 	n := NewMemNetwork()
 	h := func(wire.Envelope) {}

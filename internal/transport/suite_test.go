@@ -72,6 +72,13 @@ func TestIntegrity(t *testing.T) {
 			if received != st.ReceivedFrames || received != uint64(2*perPair) {
 				t.Errorf("member %d received %d (per peer sum %d), want %d", id, st.ReceivedFrames, received, 2*perPair)
 			}
+			for _, p := range st.Peers {
+				sent, _ := trs[p.ID].Stats().Peer(id)
+				if sent.SentBytes != p.ReceivedBytes || sent.SentFrames != p.ReceivedFrames {
+					t.Errorf("%d->%d: sent %d frames %d bytes, received %d frames %d bytes",
+						p.ID, id, sent.SentFrames, sent.SentBytes, p.ReceivedFrames, p.ReceivedBytes)
+				}
+			}
 		}
 	})
 }

@@ -95,7 +95,12 @@ func (t *TCP) Send(env wire.Envelope) bool {
 	case pushFull:
 		return false
 	}
-	t.refusedUnknown.Add(1) // removed while we looked it up
+	// The queue closed while we looked the peer up.
+	if t.closing.Load() {
+		t.refusedClosed.Add(1)
+	} else {
+		t.refusedUnknown.Add(1) // removed
+	}
 	return false
 }
 
@@ -435,6 +440,13 @@ func (p *tcpPeer) serve(conn net.Conn, addr string) error {
 			p.sentBytes.Add(uint64(len(b.buf)))
 			p.queue.recycle(b.buf)
 			keepAlive.Reset(cfg.KeepAliveInterval)
+			select {
+			case <-p.addrChanged: // noticed even while the queue never empties
+				if p.address() != addr {
+					return errAddrChanged
+				}
+			default:
+			}
 		}
 		select {
 		case <-p.ctx.Done():

@@ -89,7 +89,7 @@ func (t *TCP) serveInbound(conn net.Conn) {
 
 	ir := &idleReader{conn: conn, idle: t.cfg.HandshakeTimeout}
 	br := bufio.NewReaderSize(ir, readBufferBytes)
-	from, err := t.acceptHello(conn, br)
+	from, err := t.checkHello(br)
 	if err != nil {
 		if t.ctx.Err() == nil {
 			t.connsRefused.Add(1)
@@ -97,14 +97,27 @@ func (t *TCP) serveInbound(conn net.Conn) {
 		}
 		return
 	}
-	ir.idle = t.cfg.ReadIdleTimeout
 
+	// Take over before answering: the dialer sends data, and dials again,
+	// only after our answer, so the connections of one sender take over in
+	// the order it made them.
 	ic := &inConn{from: from, conn: conn, done: make(chan struct{})}
-	t.takeOver(ic)
+	old := t.takeOver(ic)
+	err = t.answerHello(conn, from)
 	quit := make(chan struct{})
-	t.wg.Add(1)
-	go t.sendKeepAlives(conn, quit)
-	err = t.readLoop(ic, br)
+	if err == nil {
+		t.wg.Add(1)
+		go t.sendKeepAlives(conn, quit) // also while we wait for old below
+	}
+	if old != nil {
+		// The old connection's last Handler call must return before ours
+		// start, and before ours end (a newer connection waits on ic.done).
+		<-old.done
+	}
+	if err == nil {
+		ir.idle = t.cfg.ReadIdleTimeout
+		err = t.readLoop(ic, br)
+	}
 	close(quit)
 	t.release(ic)
 
@@ -123,8 +136,8 @@ func (t *TCP) serveInbound(conn net.Conn) {
 	}
 }
 
-// acceptHello reads the dialer's hello, checks it, and answers with ours.
-func (t *TCP) acceptHello(conn net.Conn, r io.Reader) (peer.ID, error) {
+// checkHello reads the dialer's hello and checks it.
+func (t *TCP) checkHello(r io.Reader) (peer.ID, error) {
 	h, err := readHello(r)
 	if err != nil {
 		return peer.None, err
@@ -133,19 +146,26 @@ func (t *TCP) acceptHello(conn net.Conn, r io.Reader) (peer.ID, error) {
 		return peer.None, err
 	}
 	t.connsAccepted.Add(1) // before the answer: a dialer that has it sees the count
-	var buf [helloBytes]byte
-	reply := appendHello(buf[:0], hello{version: wire.Version, cluster: t.cfg.ClusterID, from: t.cfg.ID, to: h.from})
-	if err := writeAll(conn, reply, t.cfg.HandshakeTimeout); err != nil {
-		return peer.None, fmt.Errorf("answer hello: %w", err)
-	}
 	return h.from, nil
 }
 
-// takeOver makes ic the connection read from its sender. An older one (the
-// sender reconnected before we noticed its old connection die) is closed,
-// and ic waits until its last Handler call has returned: frames from the two
-// connections never interleave, so per-sender order holds across reconnects.
-func (t *TCP) takeOver(ic *inConn) {
+// answerHello writes our hello to the dialer.
+func (t *TCP) answerHello(conn net.Conn, to peer.ID) error {
+	var buf [helloBytes]byte
+	reply := appendHello(buf[:0], hello{version: wire.Version, cluster: t.cfg.ClusterID, from: t.cfg.ID, to: to})
+	if err := writeAll(conn, reply, t.cfg.HandshakeTimeout); err != nil {
+		return fmt.Errorf("answer hello: %w", err)
+	}
+	return nil
+}
+
+// takeOver makes ic the connection read from its sender and returns the one
+// it replaces, if any (the sender reconnected before we noticed its old
+// connection die). That one is closed and marked, so it calls the Handler no
+// more; the caller waits on its done before calling the Handler itself.
+// Frames from two connections of one sender thus never interleave, and
+// per-sender order holds across reconnections.
+func (t *TCP) takeOver(ic *inConn) *inConn {
 	t.mu.Lock()
 	old := t.inbound[ic.from]
 	t.inbound[ic.from] = ic
@@ -153,8 +173,8 @@ func (t *TCP) takeOver(ic *inConn) {
 	if old != nil {
 		old.superseded.Store(true)
 		old.conn.Close()
-		<-old.done
 	}
+	return old
 }
 
 // release ends ic's turn: no Handler call for it follows.
@@ -192,11 +212,12 @@ func (t *TCP) readLoop(ic *inConn, br *bufio.Reader) error {
 			return errSuperseded
 		}
 		t.handler(env)
+		n := uint64(frameHeaderBytes + len(body))
 		t.recvFrames.Add(1)
-		t.recvBytes.Add(uint64(len(body)))
+		t.recvBytes.Add(n)
 		if p := (*t.peers.Load())[ic.from]; p != nil {
 			p.recvFrames.Add(1)
-			p.recvBytes.Add(uint64(len(body)))
+			p.recvBytes.Add(n)
 		}
 	}
 }

@@ -303,13 +303,13 @@ func TestTCPDeadDialerNoticed(t *testing.T) {
 // keep-alives. (This waits on purpose: it shows that something does not
 // happen over a span of time.)
 func TestTCPIdleConnectionSurvives(t *testing.T) {
-	idle := 500 * time.Millisecond
+	idle := time.Second
 	p := newTCPPair(t, func(c *Config) {
-		c.KeepAliveInterval = idle / 5
+		c.KeepAliveInterval = idle / 10
 		c.ReadIdleTimeout = idle
 	})
 	p.exchange(t, seqsAbove)
-	<-time.After(4 * idle)
+	<-time.After(3 * idle)
 	p.exchange(t, seqsAbove+1)
 	for _, tr := range []*TCP{p.t1, p.t2} {
 		st := tr.Stats()
@@ -383,6 +383,24 @@ func TestTCPWrongMemberAnswers(t *testing.T) {
 	}
 }
 
+// TestTCPDialBackoff: a peer that refuses connections is redialed with
+// exponential backoff (5 ms doubling to 100 ms here), not in a tight loop.
+// (It waits on purpose: the count of dials over a span of time is the point.)
+func TestTCPDialBackoff(t *testing.T) {
+	tr, _ := startTCP(t, 1, nil, nil)
+	down := (&tcpFabric{}).downAddr(t)
+	tr.SetPeer(2, down)
+	const span = 600 * time.Millisecond
+	<-time.After(span)
+	// Pauses drawn in [d/2, d] for d = 5, 10, 20, 40, 80, 100, 100, ... ms:
+	// between 6 (all pauses long) and about 15 (all short, plus dial time)
+	// fit in 600 ms. Without backoff it would be thousands.
+	p, _ := tr.Stats().Peer(2)
+	if p.DialFailures < 4 || p.DialFailures > 25 {
+		t.Errorf("%d failed dials in %v, want about 6 to 15", p.DialFailures, span)
+	}
+}
+
 // TestTCPAddressChange: peer 2 moves to another port; after SetPeer with the
 // new address, messages reach it there.
 func TestTCPAddressChange(t *testing.T) {
@@ -402,18 +420,29 @@ func TestTCPAddressChange(t *testing.T) {
 
 // TestTCPTakeOverKeepsOrder: member 5 reconnects while its old connection is
 // still being read (the Handler is blocked on its first message). The new
-// connection must wait for the old one's Handler call and then close it:
-// no two Handler calls at once for one sender, nothing out of order.
+// connection must not deliver until that call returns, and then the old one
+// delivers no more: never two Handler calls at once for one sender, nothing
+// out of order.
 func TestTCPTakeOverKeepsOrder(t *testing.T) {
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)
+	freshDelivered := make(chan struct{}, 1)
+	var active atomic.Int32
+	var concurrent atomic.Bool
 	rec := newRecorder(1, false)
 	tr, _ := startTCP(t, 1, nil, func(env wire.Envelope) {
-		if env.Channel>>32 == seqsAbove {
+		if active.Add(1) > 1 {
+			concurrent.Store(true)
+		}
+		defer active.Add(-1)
+		rec.handle(env)
+		switch env.Channel >> 32 {
+		case seqsAbove:
 			entered <- struct{}{}
 			<-gate
+		case seqsAbove + 100:
+			freshDelivered <- struct{}{}
 		}
-		rec.handle(env)
 	})
 	old := rawDial(t, tr.Addr().String())
 	rawHandshake(t, old, 5, 1)
@@ -431,16 +460,23 @@ func TestTCPTakeOverKeepsOrder(t *testing.T) {
 		frames = append(frames, frameOf(makeMsg(5, 1, seqsAbove+100+i, 10))...)
 	}
 	fresh.Write(frames)
+	// Give the new connection time to misbehave: it must not deliver while
+	// the old connection's Handler call is blocked.
+	select {
+	case <-freshDelivered:
+		t.Error("the new connection delivered while the old one's Handler call was running")
+	case <-time.After(300 * time.Millisecond):
+	}
 	close(gate)
 	expectClosed(t, old)
 	waitFor(t, 10*time.Second, "the new connection's messages", func() bool {
 		last, _ := rec.lastSeq(5)
 		return last == seqsAbove+104
 	})
-	rec.check(t)
-	if n := rec.count(5); n != 6 {
-		t.Logf("%d messages delivered (the old connection's unread frames are dropped)", n)
+	if concurrent.Load() {
+		t.Error("two Handler calls at once for one sender")
 	}
+	rec.check(t)
 }
 
 // TestTCPInboundConnsMax: connections beyond the limit are closed at once.

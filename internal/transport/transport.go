@@ -110,7 +110,8 @@ type Stats struct {
 	// protocol violation, an oversized frame or idleness.
 	ConnsDropped uint64
 	// ReceivedFrames and ReceivedBytes count envelopes handed to the
-	// Handler, from every sender (peers or not), and their encoded bytes.
+	// Handler, from every sender (peers or not), and their frame bytes
+	// (header included, keep-alives not counted).
 	ReceivedFrames uint64
 	ReceivedBytes  uint64
 }
@@ -127,7 +128,9 @@ type PeerStats struct {
 	QueuedFrames int
 	QueuedBytes  int
 	// SentFrames and SentBytes count frames written to the connection
-	// (TCP) or handed to the peer's Handler (MemNetwork).
+	// (TCP) or handed to the peer's Handler (MemNetwork), and their bytes
+	// (headers included, keep-alives not counted). A frame written to a
+	// connection that then breaks counts as sent, and may not arrive.
 	SentFrames uint64
 	SentBytes  uint64
 	// DroppedFrames counts Sends refused because the queue was full.
@@ -142,7 +145,8 @@ type PeerStats struct {
 	// DialFailures counts dials or handshakes that failed.
 	DialFailures uint64
 	// ReceivedFrames and ReceivedBytes count envelopes from this peer handed
-	// to our Handler.
+	// to our Handler, and their frame bytes: equal to the peer's
+	// SentFrames and SentBytes for us while nothing is lost.
 	ReceivedFrames uint64
 	ReceivedBytes  uint64
 }
