@@ -400,8 +400,11 @@ func crashResults(t *testing.T, points []crashPoint) (map[string][]string, crash
 // TestCrash crashes the workload at every step and recovers each disk.
 func TestCrash(t *testing.T) {
 	seeds, rounds := *crashSeeds, *crashRounds
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		seeds, rounds = 1, 1
+	case raceEnabled:
+		seeds, rounds = 2, 1
 	}
 	var points []crashPoint
 	for range rounds {
