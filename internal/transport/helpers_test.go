@@ -293,7 +293,9 @@ type recorder struct {
 }
 
 type senderState struct {
-	busy  sync.Mutex // held during a Handler call for this sender
+	busy sync.Mutex // held during a Handler call for this sender, only by handle
+
+	mu    sync.Mutex // guards the rest, for handle and for readers
 	next  uint64     // lowest acceptable next seq
 	count int
 	last  uint64
@@ -330,6 +332,8 @@ func (r *recorder) handle(env wire.Envelope) {
 		s.busy.Lock()
 	}
 	defer s.busy.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	seq, crc := env.Channel>>32, uint32(env.Channel)
 	switch {
 	case env.To != r.self:
@@ -359,15 +363,15 @@ const seqsAbove = 1 << 30
 
 func (r *recorder) count(from peer.ID) int {
 	s := r.sender(from)
-	s.busy.Lock()
-	defer s.busy.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.count
 }
 
 func (r *recorder) lastSeq(from peer.ID) (uint64, bool) {
 	s := r.sender(from)
-	s.busy.Lock()
-	defer s.busy.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.last, s.count > 0
 }
 
@@ -385,13 +389,13 @@ func (r *recorder) check(t testing.TB) {
 		t.Error(e)
 	}
 	for _, s := range senders {
-		s.busy.Lock()
+		s.mu.Lock()
 		for _, env := range s.kept {
 			if crc32.Checksum(env.Payload, castagnoli) != uint32(env.Channel) {
 				t.Errorf("%s->%s seq %d: payload changed after delivery", env.From, r.self, env.Channel>>32)
 			}
 		}
-		s.busy.Unlock()
+		s.mu.Unlock()
 	}
 }
 

@@ -59,6 +59,18 @@ func TestIntegrity(t *testing.T) {
 				}
 			}
 		}
+		// A writer counts a batch as sent after its write returns, which
+		// may be after the receiver has it: let the counters settle.
+		waitFor(t, 10*time.Second, "sent counters", func() bool {
+			for _, id := range ids {
+				for _, p := range trs[id].Stats().Peers {
+					if p.SentFrames < uint64(perPair) {
+						return false
+					}
+				}
+			}
+			return true
+		})
 		for _, id := range ids {
 			recs[id].check(t)
 			st := trs[id].Stats()
