@@ -19,7 +19,9 @@ type Violation struct {
 func (v Violation) Error() string { return "invariant violated: " + v.Message }
 
 // Check panics with a Violation when cond is false. The message is only
-// formatted on failure, so a Check on a hot path costs one branch.
+// formatted on failure, but Go boxes the variadic arguments at every call,
+// so on a hot path write `if !cond { invariant.Unreachable(...) }` instead,
+// which costs one branch when the condition holds.
 func Check(cond bool, format string, args ...any) {
 	if !cond {
 		panic(Violation{Message: fmt.Sprintf(format, args...)})
