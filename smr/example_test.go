@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -83,13 +84,15 @@ func Example() {
 	// read: 3
 }
 
-// freeAddrs returns n loopback addresses with ports free right now.
+// freeAddrs returns n loopback addresses with ports free right now, below
+// the kernel's ephemeral range so that outbound connections cannot take
+// them in the meantime.
 func freeAddrs(n int) []string {
 	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(addrs) < n {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
 		if err != nil {
-			panic(err)
+			continue
 		}
 		addrs = append(addrs, ln.Addr().String())
 		defer ln.Close()

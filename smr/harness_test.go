@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"slices"
@@ -112,12 +113,19 @@ func checkExactlyOnce(logs map[MemberID][]string, acked []string) error {
 }
 
 // freeAddrs returns n loopback addresses whose ports are free right now.
+// The ports are drawn below Linux's ephemeral range (32768-60999 by
+// default): a port the kernel hands out for ":0" can be taken again by any
+// outbound connection (our own members' dialers included) while a member is
+// down, and its restart would then fail to listen.
 func freeAddrs(t testing.TB, n int) []string {
 	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries > 1000 {
+			t.Fatal("no free port found below the ephemeral range")
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		addrs = append(addrs, ln.Addr().String())
 		defer ln.Close()
