@@ -112,15 +112,17 @@ type applier struct {
 	waiters map[uint64]*waiter // by slot
 	applied uint64
 	book    map[MemberID]string
+	config  peer.Set // the membership of the last applied config entry or snapshot
 	shell   *node.Shell
 }
 
-func newApplier(sm StateMachine, sessionsMax int, self peer.ID, members []Peer) *applier {
+func newApplier(sm StateMachine, sessionsMax int, self peer.ID, members []Peer, config peer.Set) *applier {
 	a := &applier{
 		sm: sm, sessionsMax: sessionsMax, self: self,
 		sessions: make(map[uint64]*list.Element),
 		waiters:  make(map[uint64]*waiter),
 		book:     make(map[MemberID]string),
+		config:   config,
 	}
 	for _, p := range members {
 		a.book[p.ID] = p.Addr
@@ -249,7 +251,11 @@ func (a *applier) applyUser(id RequestID, cmd []byte) outcome {
 	return outcome{result: s.result}
 }
 
-// applyConfig drops transport peers that left the membership.
+// applyConfig updates the transport's peers to a committed membership: a
+// member that left is dropped, one that arrived is (re)added from the
+// address book. Only the difference with the previous configuration counts:
+// the book also holds members whose AddMember is still on its way (address
+// committed, membership change not yet), and they must stay reachable.
 func (a *applier) applyConfig(data []byte) {
 	m, err := paxos.DecodeMembers(data)
 	if err != nil {
@@ -257,11 +263,19 @@ func (a *applier) applyConfig(data []byte) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for id := range a.book {
-		if !m.Contains(peer.ID(id)) && peer.ID(id) != a.self && a.shell != nil {
-			a.shell.RemovePeer(peer.ID(id))
+	if a.shell != nil {
+		for id := range a.config.All() {
+			if !m.Contains(id) && id != a.self {
+				a.shell.RemovePeer(id)
+			}
+		}
+		for id := range m.All() {
+			if addr, ok := a.book[MemberID(id)]; ok && !a.config.Contains(id) {
+				a.shell.SetPeer(id, addr)
+			}
 		}
 	}
+	a.config = m
 }
 
 // Snapshot implements node.ShellApp (format in the package comment).
@@ -343,6 +357,9 @@ func (a *applier) Restore(snap paxos.Snapshot) error {
 		}
 	}
 	a.applied = max(a.applied, snap.Meta.Slot)
+	if snap.Meta.Members.Len() > 0 {
+		a.config = snap.Meta.Members
+	}
 	for slot, w := range a.waiters {
 		if slot <= snap.Meta.Slot {
 			w.ch <- outcome{err: fmt.Errorf("%w: slot %d covered by a snapshot", ErrProposalLost, slot)}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chorus-project/chorus/internal/paxos"
+	"github.com/chorus-project/chorus/internal/peer"
 )
 
 // TestSessionsEvictAndSnapshot checks the session table: the client whose
@@ -17,7 +18,7 @@ import (
 // so a restored member answers retries as the original does.
 func TestSessionsEvictAndSnapshot(t *testing.T) {
 	sm := &recorder{}
-	a := newApplier(sm, 2, 1, nil)
+	a := newApplier(sm, 2, 1, nil, peer.Set{})
 	slot := uint64(0)
 	apply := func(a *applier, id RequestID, cmd string) outcome {
 		slot++
@@ -39,7 +40,7 @@ func TestSessionsEvictAndSnapshot(t *testing.T) {
 	if err := a.Snapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
-	b := newApplier(&recorder{}, 2, 1, nil)
+	b := newApplier(&recorder{}, 2, 1, nil, peer.Set{})
 	if err := b.Restore(paxos.Snapshot{Meta: paxos.SnapshotMeta{Slot: slot}, Data: snap.Bytes()}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestSessionsEvictAndSnapshot(t *testing.T) {
 // TestWaiterLost checks that a waiter whose slot is applied with another
 // entry, or skipped by a snapshot, gets ErrProposalLost.
 func TestWaiterLost(t *testing.T) {
-	a := newApplier(&recorder{}, 4, 1, nil)
+	a := newApplier(&recorder{}, 4, 1, nil, peer.Set{})
 	w := &waiter{typ: paxos.EntryNormal, data: encodeUserCommand(RequestID{1, 1}, []byte("x")), ch: make(chan outcome, 1)}
 	a.wait(1, w)
 	a.Apply(paxos.Entry{Slot: 1, Type: paxos.EntryNoop})
@@ -71,7 +72,7 @@ func TestWaiterLost(t *testing.T) {
 	w2 := &waiter{typ: paxos.EntryNormal, data: encodeUserCommand(RequestID{1, 2}, []byte("y")), ch: make(chan outcome, 1)}
 	a.wait(5, w2)
 	var snap bytes.Buffer
-	if err := newApplier(&recorder{}, 4, 1, nil).Snapshot(&snap); err != nil {
+	if err := newApplier(&recorder{}, 4, 1, nil, peer.Set{}).Snapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Restore(paxos.Snapshot{Meta: paxos.SnapshotMeta{Slot: 9}, Data: snap.Bytes()}); err != nil {
@@ -110,7 +111,7 @@ func TestNotLeaderHint(t *testing.T) {
 // FuzzApplierRestore feeds arbitrary snapshot bytes to the applier: it
 // returns an error or restores, never panics.
 func FuzzApplierRestore(f *testing.F) {
-	a := newApplier(&recorder{}, 4, 1, []Peer{{1, "127.0.0.1:1"}})
+	a := newApplier(&recorder{}, 4, 1, []Peer{{1, "127.0.0.1:1"}}, peer.MustSet(1))
 	a.Apply(paxos.Entry{Slot: 1, Type: paxos.EntryNormal, Data: encodeUserCommand(RequestID{7, 1}, []byte("x"))})
 	var snap bytes.Buffer
 	if err := a.Snapshot(&snap); err != nil {
@@ -119,7 +120,7 @@ func FuzzApplierRestore(f *testing.F) {
 	f.Add(snap.Bytes())
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		b := newApplier(&recorder{}, 4, 1, nil)
+		b := newApplier(&recorder{}, 4, 1, nil, peer.Set{})
 		_ = b.Restore(paxos.Snapshot{Meta: paxos.SnapshotMeta{Slot: 1}, Data: p})
 	})
 }
@@ -131,7 +132,7 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Add(encodeAddressCommand(4, "127.0.0.1:4"))
 	f.Add([]byte{3})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		a := newApplier(&recorder{}, 4, 1, nil)
+		a := newApplier(&recorder{}, 4, 1, nil, peer.Set{})
 		a.Apply(paxos.Entry{Slot: 1, Type: paxos.EntryNormal, Data: p})
 	})
 }

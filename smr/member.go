@@ -82,7 +82,7 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Member, error) {
 			peers[peer.ID(p.ID)] = p.Addr
 		}
 	}
-	app := newApplier(sm, cfg.SessionsMax, peer.ID(cfg.ID), cfg.Members)
+	app := newApplier(sm, cfg.SessionsMax, peer.ID(cfg.ID), cfg.Members, core.Members)
 	app.plantNoDedup = cfg.plantNoDedup
 	scfg := node.ShellConfig{
 		ClusterID:       cfg.ClusterID,
