@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/chorus-project/chorus/internal/node"
 	"github.com/chorus-project/chorus/internal/peer"
 	"github.com/chorus-project/chorus/internal/quorum"
 	"github.com/chorus-project/chorus/internal/transport"
@@ -69,6 +70,13 @@ const (
 	addrBytesMax = 255
 	// sessionsLimit bounds SessionsMax: every session is in every snapshot.
 	sessionsLimit = 1 << 20
+	// entryRecordOverheadBytes is what a log entry's WAL record adds to its
+	// data (slot, ballot, type and length varints), rounded up.
+	entryRecordOverheadBytes = 64
+	// snapshotBytesMax bounds a snapshot (session table, address book and
+	// the state machine's bytes): it must travel in one transport frame
+	// (16 MiB by default) with its message headers.
+	snapshotBytesMax = 15 << 20
 )
 
 // Config configures a Member. DefaultConfig fills the tuning fields.
@@ -116,6 +124,7 @@ type Config struct {
 	fs           vfs.FS
 	newTransport func(id MemberID, h transport.Handler) (transport.Transport, error)
 	plantNoDedup bool
+	shellTune    func(*node.ShellConfig)
 }
 
 // DefaultConfig returns a Config with LAN settings, each with its reason:

@@ -63,7 +63,12 @@ func Example() {
 	for i := 0; i < 3; {
 		res, err := m.Propose(ctx, []byte("inc"))
 		if errors.Is(err, smr.ErrNotLeader) {
-			time.Sleep(cfg.TickInterval) // not elected yet; an example may pace itself
+			// Not elected yet: try again a tick later, until ctx ends.
+			select {
+			case <-ctx.Done():
+				panic(ctx.Err())
+			case <-time.After(cfg.TickInterval):
+			}
 			continue
 		}
 		if err != nil {
@@ -134,7 +139,12 @@ func Example_threeMembers() {
 			if nl.Leader != 0 {
 				target = nl.Leader // the hint: retry at the leader
 			} else {
-				time.Sleep(10 * time.Millisecond) // no leader elected yet
+				// No leader elected yet: try again a tick later.
+				select {
+				case <-ctx.Done():
+					panic(ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
 			}
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/chorus-project/chorus/internal/peer"
 	"github.com/chorus-project/chorus/internal/transport"
 	"github.com/chorus-project/chorus/internal/vfs"
+	"github.com/chorus-project/chorus/internal/wal"
 )
 
 // NotLeaderError is returned by a member that does not lead; it wraps
@@ -75,6 +76,10 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Member, error) {
 		core.Members = peer.Set{}
 	}
 	core.Q1, core.Q2 = cfg.Q1, cfg.Q2
+	// An entry must fit in one WAL record (with its slot, ballot and type),
+	// and a snapshot in one transport frame.
+	core.Limits.EntryBytesMax = wal.DefaultRecordBytesMax - entryRecordOverheadBytes
+	core.Limits.SnapshotBytesMax = snapshotBytesMax
 	core.ElectionTicks, core.HeartbeatTicks = cfg.ElectionTicks, cfg.HeartbeatTicks
 	peers := make(map[peer.ID]string)
 	for _, p := range cfg.Members {
@@ -97,6 +102,9 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Member, error) {
 	}
 	if cfg.newTransport != nil {
 		scfg.NewTransport = func(h transport.Handler) (transport.Transport, error) { return cfg.newTransport(cfg.ID, h) }
+	}
+	if cfg.shellTune != nil {
+		cfg.shellTune(&scfg)
 	}
 	shell, err := node.StartShell(scfg, app)
 	switch {

@@ -373,3 +373,65 @@ func TestAddRemoveMember(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLargeCommands proposes many large commands at once. A command over the
+// entry limit is refused with ErrTooLarge. The ones under it all commit:
+// the shell bounds the entry bytes it takes into one Ready, so one WAL
+// append stays within the WAL's batch limit. Without that bound (planted:
+// InputBytesMax unlimited) the leader's append is refused and the member
+// stops, which the same test reports.
+func TestLargeCommands(t *testing.T) {
+	for _, planted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("planted=%v", planted), func(t *testing.T) {
+			c := newCluster(t, 1, t.TempDir(), func(cfg *Config) {
+				if planted {
+					cfg.shellTune = func(sc *node.ShellConfig) { sc.InputBytesMax = 1 << 40 }
+				}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := c.propose(ctx, NewRequestID(), []byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.member(1).Propose(ctx, make([]byte, 1<<20)); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("1 MiB command: %v, want ErrTooLarge", err)
+			}
+			const proposers, each = 32, 4
+			errs := make(chan error, proposers*each)
+			var wg sync.WaitGroup
+			for range proposers {
+				wg.Go(func() {
+					for range each {
+						_, err := c.member(1).Propose(ctx, make([]byte, 256<<10))
+						errs <- err
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			var failed error
+			for err := range errs {
+				if err != nil && failed == nil {
+					failed = err
+				}
+			}
+			if planted {
+				if !errors.Is(failed, ErrStopped) {
+					t.Fatalf("planted unbounded input: %v, want the member stopped", failed)
+				}
+				t.Log(failed)
+				c.mu.Lock()
+				m := c.members[1]
+				delete(c.members, 1)
+				c.mu.Unlock()
+				if err := m.Close(); err == nil {
+					t.Fatal("Close of a stopped member reports no error")
+				}
+				return
+			}
+			if failed != nil {
+				t.Fatal(failed)
+			}
+		})
+	}
+}

@@ -88,6 +88,11 @@ type ShellConfig struct {
 	// reads) the shell takes between two Readys: more inputs per Ready
 	// means fewer fsyncs, fewer means lower latency for the first.
 	InputBatchMax int
+	// InputBytesMax bounds the entry bytes (proposals, and entries carried
+	// by peers' messages) taken between two Readys, once the first input is
+	// taken: a Ready's entries are written with one WAL append, which must
+	// stay within the WAL's BatchBytesMax.
+	InputBytesMax int
 	// ReadTimeoutTicks bounds how long a read waits for the leader's quorum
 	// round; 0 means 2*Core.ElectionTicks (by then a leader that lost its
 	// quorum has stepped down, and the core dropped the read).
@@ -109,6 +114,9 @@ type ShellConfig struct {
 //     while the shell waits on an fsync.
 //   - InputBatchMax 1024: one Ready (one fsync) carries up to a full
 //     proposal queue, which is where group commit pays.
+//   - InputBytesMax 1 MiB: with one more input of at most an Accept batch
+//     (Core.BatchBytesMax) or one entry, a Ready stays well inside the
+//     WAL's default 4 MiB batch.
 //   - ReadTimeoutTicks 2*Core.ElectionTicks: see the field.
 func DefaultShellQueues(cfg *ShellConfig) {
 	if cfg.RequestQueueMax == 0 {
@@ -119,6 +127,9 @@ func DefaultShellQueues(cfg *ShellConfig) {
 	}
 	if cfg.InputBatchMax == 0 {
 		cfg.InputBatchMax = 1024
+	}
+	if cfg.InputBytesMax == 0 {
+		cfg.InputBytesMax = 1 << 20
 	}
 	if cfg.ReadTimeoutTicks == 0 {
 		cfg.ReadTimeoutTicks = 2 * cfg.Core.ElectionTicks
@@ -138,9 +149,15 @@ func (cfg *ShellConfig) validate() error {
 		return bad("FS and Dir are required")
 	case cfg.TickInterval <= 0:
 		return bad("TickInterval %v must be positive", cfg.TickInterval)
-	case cfg.RequestQueueMax < 1 || cfg.InboxMessagesMax < 1 || cfg.InputBatchMax < 1 || cfg.ReadTimeoutTicks < 1:
-		return bad("RequestQueueMax %d, InboxMessagesMax %d, InputBatchMax %d and ReadTimeoutTicks %d must be positive",
-			cfg.RequestQueueMax, cfg.InboxMessagesMax, cfg.InputBatchMax, cfg.ReadTimeoutTicks)
+	case cfg.RequestQueueMax < 1 || cfg.InboxMessagesMax < 1 || cfg.InputBatchMax < 1 || cfg.ReadTimeoutTicks < 1 ||
+		cfg.InputBytesMax < 1:
+		return bad("RequestQueueMax %d, InboxMessagesMax %d, InputBatchMax %d, InputBytesMax %d and ReadTimeoutTicks %d must be positive",
+			cfg.RequestQueueMax, cfg.InboxMessagesMax, cfg.InputBatchMax, cfg.InputBytesMax, cfg.ReadTimeoutTicks)
+	case cfg.NewTransport == nil && cfg.Core.Limits.SnapshotBytesMax > transport.DefaultLimits().FrameBytesMax-snapshotFrameOverheadBytes:
+		// A snapshot the transport refuses to send would strand every
+		// member that needs it.
+		return bad("Core.Limits.SnapshotBytesMax %d does not fit in a transport frame of %d bytes with %d bytes of headers",
+			cfg.Core.Limits.SnapshotBytesMax, transport.DefaultLimits().FrameBytesMax, snapshotFrameOverheadBytes)
 	case cfg.NewTransport == nil && cfg.ListenAddr == "":
 		return bad("ListenAddr is required")
 	}
@@ -151,6 +168,11 @@ func (cfg *ShellConfig) validate() error {
 	}
 	return nil
 }
+
+// snapshotFrameOverheadBytes bounds what a MsgSnapshot adds to the
+// snapshot's bytes in a transport frame: the envelope, the message header,
+// the snapshot's metadata with up to Limits.MembersMax member ids.
+const snapshotFrameOverheadBytes = 64 << 10
 
 // Shell runs one paxos member: a goroutine that owns the core (which is not
 // safe for concurrent use) and feeds it ticks, peer messages and callers'
@@ -404,26 +426,42 @@ func (s *Shell) loop() error {
 			s.expireReads()
 		case m := <-s.inbox:
 			s.step(m)
+			s.takeMore(messageBytes(m))
 		case r := <-s.requests:
 			s.serve(r)
+			s.takeMore(len(r.data))
 		}
-		s.takeMore()
 	}
 }
 
-// takeMore takes the inputs already queued, up to InputBatchMax, so that
-// they share the next Ready and its fsync.
-func (s *Shell) takeMore() {
+// takeMore takes the inputs already queued, up to InputBatchMax inputs and
+// InputBytesMax entry bytes in all, so that they share the next Ready and
+// its fsync.
+func (s *Shell) takeMore(bytes int) {
 	for range s.cfg.InputBatchMax - 1 {
+		if bytes >= s.cfg.InputBytesMax {
+			return
+		}
 		select {
 		case m := <-s.inbox:
 			s.step(m)
+			bytes += messageBytes(m)
 		case r := <-s.requests:
 			s.serve(r)
+			bytes += len(r.data)
 		default:
 			return
 		}
 	}
+}
+
+// messageBytes is the entry data m may add to the log.
+func messageBytes(m paxos.Message) int {
+	n := 0
+	for _, e := range m.Entries {
+		n += len(e.Data)
+	}
+	return n
 }
 
 func (s *Shell) step(m paxos.Message) {
