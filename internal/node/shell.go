@@ -245,8 +245,8 @@ type readReq struct {
 }
 
 // StartShell opens the data directory, rebuilds the core from it, installs
-// the local snapshot into app, starts the transport and the loop. The
-// returned Recovered says what the disk held (Fresh for a new directory).
+// the local snapshot into app, starts the transport and the loop.
+// Shell.Recovered then says what the disk held (Fresh for a new directory).
 func StartShell(cfg ShellConfig, app ShellApp) (*Shell, error) {
 	DefaultShellQueues(&cfg)
 	if err := cfg.validate(); err != nil {
