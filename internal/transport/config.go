@@ -115,8 +115,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// DialBackoffMin and DialBackoffMax bound the pause between failed
 	// dials to a peer, which doubles after each failure. Each pause is drawn
-	// in [d/2, d] from a generator seeded with JitterSeed and the peer ID,
-	// so members that lost the same peer do not redial in lockstep.
+	// in [d/2, d] from a generator seeded with JitterSeed and both member
+	// IDs, so members that lost the same peer do not redial in lockstep,
+	// and a given seed always draws the same pauses.
 	DialBackoffMin time.Duration
 	DialBackoffMax time.Duration
 	JitterSeed     uint64

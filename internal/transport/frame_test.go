@@ -60,8 +60,13 @@ func TestFrameReader(t *testing.T) {
 	stream = append(stream, keepAliveFrame[:]...)
 	stream = append(stream, frameOf(env)...)
 	stream = append(stream, frameOf(wire.Envelope{From: 1, To: 2})...)
+	// A body larger than frameGrowBytes, read in growing pieces, followed
+	// by a frame that must start exactly where it ends.
+	big := wire.Envelope{From: 1, To: 2, Payload: bytes.Repeat([]byte{0xb1}, 3*frameGrowBytes+1)}
+	stream = append(stream, frameOf(big)...)
+	stream = append(stream, frameOf(env)...)
 	// One byte at a time, to exercise every partial read.
-	fr := frameReader{r: iotest.OneByteReader(bytes.NewReader(stream)), frameBytesMax: 64}
+	fr := frameReader{r: iotest.OneByteReader(bytes.NewReader(stream)), frameBytesMax: 4 * frameGrowBytes}
 	var bodies [][]byte
 	for {
 		b, err := fr.next()
@@ -73,11 +78,16 @@ func TestFrameReader(t *testing.T) {
 		}
 		bodies = append(bodies, b)
 	}
-	if len(bodies) != 3 || len(bodies[0]) != 0 {
-		t.Fatalf("bodies %q", bodies)
+	if len(bodies) != 5 || len(bodies[0]) != 0 {
+		t.Fatalf("%d bodies", len(bodies))
 	}
-	if got, err := wire.DecodeEnvelope(bodies[1], 64); err != nil || string(got.Payload) != "payload" || got.Channel != 9 {
-		t.Errorf("decoded %+v %v", got, err)
+	for _, i := range []int{1, 4} {
+		if got, err := wire.DecodeEnvelope(bodies[i], 64); err != nil || string(got.Payload) != "payload" || got.Channel != 9 {
+			t.Errorf("frame %d decoded %+v %v", i, got, err)
+		}
+	}
+	if got, err := wire.DecodeEnvelope(bodies[3], 4*frameGrowBytes); err != nil || !bytes.Equal(got.Payload, big.Payload) {
+		t.Errorf("large frame: %v", err)
 	}
 
 	for _, tc := range []struct {

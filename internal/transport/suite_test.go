@@ -54,6 +54,9 @@ func TestIntegrity(t *testing.T) {
 			for _, from := range ids {
 				if from != to {
 					waitFor(t, 60*time.Second, fmt.Sprintf("%d messages %d->%d", perPair, from, to), func() bool {
+						if st := trs[to].Stats(); st.ConnsDropped != 0 {
+							t.Fatalf("member %d dropped a connection (see the log)", to)
+						}
 						return recs[to].count(from) >= perPair
 					})
 				}

@@ -157,7 +157,7 @@ func (t *TCP) SetPeer(id peer.ID, addr string) {
 		cancel:      cancel,
 		done:        make(chan struct{}),
 		addrChanged: make(chan struct{}, 1),
-		rng:         rand.New(rand.NewPCG(t.cfg.JitterSeed, uint64(id))),
+		rng:         rand.New(rand.NewPCG(t.cfg.JitterSeed^uint64(t.cfg.ID), uint64(id))),
 	}
 	m := maps.Clone(old)
 	m[id] = p
