@@ -259,9 +259,17 @@ func (d *Disk) replay() (paxos.Restored, error) {
 		}
 	}
 	// A snapshot holds only committed state, so its slot is committed even
-	// if no hard-state record says so yet.
+	// if no hard-state record says so yet. An acceptor accepts under a
+	// ballot only after promising it, so the promise covers every entry's
+	// ballot even if a crash came between the entries and the hard state
+	// of one Ready (see appendChunked).
 	hs := d.hs
 	hs.Commit = max(hs.Commit, d.snapshot.Slot)
+	for _, e := range entries {
+		if hs.Promised.Less(e.Ballot) {
+			hs.Promised = e.Ballot
+		}
+	}
 	return paxos.Restored{HardState: hs, Entries: entries, Snapshot: d.snapshot}, nil
 }
 
@@ -307,7 +315,7 @@ func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	last, err := d.log.Append(ctx, recs...)
+	last, err := d.appendChunked(ctx, recs)
 	if err != nil {
 		return fmt.Errorf("node: persist: %w", err)
 	}
@@ -328,6 +336,30 @@ func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
 }
 
 // noteTruncate records that the entries at slot and above are gone.
+// appendChunked appends recs in as few WAL appends as the WAL's batch limit
+// allows (one, and so one fsync, for any Ready the shell bounds), in order,
+// and returns the index of the last. A Ready can exceed one batch: a new
+// leader re-proposes its whole recovered suffix at once. Splitting is safe
+// because nothing of the Ready is sent before all of it is durable, and the
+// hard state goes last, so a crash between chunks leaves entries without a
+// commit that names them (replay raises the promise to cover their ballots).
+func (d *Disk) appendChunked(ctx context.Context, recs []wal.Record) (uint64, error) {
+	var last uint64
+	for len(recs) > 0 {
+		n, bytes := 0, 0
+		for n < len(recs) && (n == 0 || bytes+len(recs[n].Data)+wal.RecordOverheadBytes <= d.log.BatchBytesMax()) {
+			bytes += len(recs[n].Data) + wal.RecordOverheadBytes
+			n++
+		}
+		var err error
+		if last, err = d.log.Append(ctx, recs[:n]...); err != nil {
+			return 0, err
+		}
+		recs = recs[n:]
+	}
+	return last, nil
+}
+
 func (d *Disk) noteTruncate(slot uint64) {
 	if slot <= d.lastSlot() {
 		d.walIndex = d.walIndex[:max(slot, d.firstSlot())-d.firstSlot()]

@@ -10,6 +10,7 @@ import (
 	"github.com/chorus-project/chorus/internal/paxos"
 	"github.com/chorus-project/chorus/internal/peer"
 	"github.com/chorus-project/chorus/internal/vfs"
+	"github.com/chorus-project/chorus/internal/wal"
 )
 
 var testID = Identity{ClusterID: 7, MemberID: 1}
@@ -199,5 +200,55 @@ func TestDiskPlantedForgetPromise(t *testing.T) {
 	defer d.Close()
 	if !rec.Restored.HardState.Promised.IsZero() {
 		t.Fatal("ForgetPromise kept the promise")
+	}
+}
+
+// TestDiskSplitsLargeReady saves a Ready bigger than one WAL batch (a new
+// leader's recovered suffix) and crashes between its chunks: the restart
+// holds a prefix of the entries and a promise covering their ballot, never
+// a commit beyond what is on disk.
+func TestDiskSplitsLargeReady(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := DiskOptions{FS: fs, Dir: "/data", Identity: testID, WAL: wal.Options{BatchBytesMax: 512, RecordBytesMax: 256}}
+	d, _, err := OpenDisk(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := entries(1, 40, 3) // about 40 x 40 bytes: several batches
+	hs := paxos.HardState{Promised: paxos.Ballot{Round: 3, Leader: 1}, Commit: 40}
+	save(t, d, paxos.Ready{HardState: &hs, EntriesFrom: 1, Entries: big})
+	d.Close()
+	d, rec, err := OpenDisk(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEntries(t, rec.Restored.Entries, big)
+	d.Close()
+
+	// Now fail the second fsync of a large Ready and crash.
+	fs2 := vfs.NewMem()
+	opts.FS = fs2
+	d, _, err = OpenDisk(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs2.InjectFault(vfs.Fault{Op: vfs.OpSync, Path: ".wal", After: 1})
+	if err := d.Save(context.Background(), paxos.Ready{HardState: &hs, EntriesFrom: 1, Entries: big}); err == nil {
+		t.Fatal("Save succeeded through a failed fsync")
+	}
+	d.Close()
+	opts.FS = fs2.CrashClone(vfs.CrashConfig{})
+	d, rec, err = OpenDisk(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got := rec.Restored.Entries
+	if len(got) == 0 || len(got) >= len(big) {
+		t.Fatalf("restored %d entries, want a proper prefix of %d", len(got), len(big))
+	}
+	sameEntries(t, got, big[:len(got)])
+	if rec.Restored.HardState.Promised.Less(hs.Promised) || rec.Restored.HardState.Commit > uint64(len(got)) {
+		t.Fatalf("restored %v with %d entries", rec.Restored.HardState, len(got))
 	}
 }

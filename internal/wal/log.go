@@ -179,6 +179,14 @@ func Open(opts Options) (*Log, Recovery, error) {
 	return l, rec, nil
 }
 
+// RecordOverheadBytes is what one record takes in a batch besides its data:
+// its frame header. One Append call must fit in BatchBytesMax counting it.
+const RecordOverheadBytes = frameHeaderBytes
+
+// BatchBytesMax is the most encoded bytes one Append call may carry (the
+// option after defaults).
+func (l *Log) BatchBytesMax() int { return l.opts.BatchBytesMax }
+
 // FirstIndex returns the index of the first record, or of the record the
 // next Append will get if the log is empty.
 func (l *Log) FirstIndex() uint64 {
