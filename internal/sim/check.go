@@ -59,7 +59,7 @@ var registerModel = porcupine.Model{
 // linearizabilityTimeout bounds porcupine's search per run. Histories are
 // kept small (few clients, unknown puts that never took effect dropped), so
 // a check takes milliseconds; hitting this is reported, not ignored.
-const linearizabilityTimeout = 60 * time.Second
+const linearizabilityTimeout = 20 * time.Second
 
 // porcupineHistory turns the recorded history into porcupine operations:
 //   - an answered operation is [call, return];

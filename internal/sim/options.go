@@ -15,9 +15,12 @@ var ErrInvalidOptions = errors.New("sim: invalid options")
 // operations and a dozen faults.
 const (
 	membersDefault = 3
-	clientsDefault = 4
+	// Six clients on three keys make enough concurrent conflicting
+	// operations for stale reads to show (see docs/simulator.md for the
+	// detection rates this buys).
+	clientsDefault = 6
 	clientsMax     = 16
-	keysDefault    = 4
+	keysDefault    = 3
 	keysMax        = 64
 	// faultTicksDefault is the faulty phase: 1500 ticks is 150 election
 	// timeouts, room for many crashes, partitions and leader changes.

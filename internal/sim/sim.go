@@ -40,6 +40,9 @@ const (
 	// diskFaultAfterMax: an armed fault lets up to this many matching
 	// operations through before it fires.
 	diskFaultAfterMax = 8
+	// powerCutAfterMax: a power cut comes within this many fsyncs, while
+	// the situation that armed it (a partition, a leader change) lasts.
+	powerCutAfterMax = 2
 	// tornBytesMax: a torn write writes at most this many bytes.
 	tornBytesMax = 300
 )
@@ -340,13 +343,13 @@ func (w *world) nemesis() {
 	}
 }
 
-// pickVictim picks an up member without an armed fault, half the time the
-// leader, or nil if the budget is spent.
-func (w *world) pickVictim() *member {
+// pickVictim picks an up member without an armed fault (with
+// preferLeader, half the time the leader), or nil if the budget is spent.
+func (w *world) pickVictim(preferLeader bool) *member {
 	if w.atRisk()+1 > w.faultBudget() {
 		return nil
 	}
-	if l := w.leader(); l != nil && !l.faultArmed && w.rng.IntN(2) == 0 {
+	if l := w.leader(); preferLeader && l != nil && !l.faultArmed && w.rng.IntN(2) == 0 {
 		return l
 	}
 	var cands []*member
@@ -362,7 +365,7 @@ func (w *world) pickVictim() *member {
 }
 
 func (w *world) nemesisCrash() {
-	m := w.pickVictim()
+	m := w.pickVictim(true)
 	if m == nil {
 		return
 	}
@@ -385,7 +388,9 @@ func (w *world) nemesisCrash() {
 }
 
 func (w *world) nemesisDiskFault() {
-	m := w.pickVictim()
+	// Disk faults hit any member alike: acceptors are the ones whose
+	// acknowledgements claim durability.
+	m := w.pickVictim(false)
 	if m == nil {
 		return
 	}
@@ -393,6 +398,7 @@ func (w *world) nemesisDiskFault() {
 	m.faultArmed = true
 	switch w.rng.IntN(3) {
 	case 0:
+		after = w.rng.IntN(powerCutAfterMax + 1)
 		w.armPowerCut(m, after)
 		w.stats.PowerCuts++
 		w.trace("%s arm power cut before sync %d", m.id, after)
