@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/chorus-project/chorus/internal/node"
 	"github.com/chorus-project/chorus/internal/peer"
 	"github.com/chorus-project/chorus/internal/quorum"
 	"github.com/chorus-project/chorus/internal/transport"
@@ -124,7 +123,6 @@ type Config struct {
 	fs           vfs.FS
 	newTransport func(id MemberID, h transport.Handler) (transport.Transport, error)
 	plantNoDedup bool
-	shellTune    func(*node.ShellConfig)
 }
 
 // DefaultConfig returns a Config with LAN settings, each with its reason:

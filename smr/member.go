@@ -103,9 +103,6 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Member, error) {
 	if cfg.newTransport != nil {
 		scfg.NewTransport = func(h transport.Handler) (transport.Transport, error) { return cfg.newTransport(cfg.ID, h) }
 	}
-	if cfg.shellTune != nil {
-		cfg.shellTune(&scfg)
-	}
 	shell, err := node.StartShell(scfg, app)
 	switch {
 	case errors.Is(err, node.ErrIdentity):
