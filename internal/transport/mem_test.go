@@ -182,13 +182,17 @@ func TestMemRestartDeliversToNewLife(t *testing.T) {
 
 // TestMemCloseRefusesDeliveries: once Close has begun, no new Handler call
 // starts, even for frames of a batch already being delivered. Close waits
-// for the call in progress. (In the bubble all 100 frames are sent before
-// the link runs, so they form one batch.)
+// for the call in progress. (The 100 frames are queued while member 2 does
+// not exist yet, so they form one batch, taken whole when it appears.)
 func TestMemCloseRefusesDeliveries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := NewMemNetwork()
 		e1, _ := n.Endpoint(1, func(wire.Envelope) {})
 		defer e1.Close()
+		e1.SetPeer(2, "")
+		for i := range uint64(100) {
+			e1.Send(makeMsg(1, 2, seqsAbove+i, 8))
+		}
 		gate := make(chan struct{})
 		calls := 0
 		e2, _ := n.Endpoint(2, func(wire.Envelope) {
@@ -197,10 +201,6 @@ func TestMemCloseRefusesDeliveries(t *testing.T) {
 				<-gate
 			}
 		})
-		e1.SetPeer(2, "")
-		for i := range uint64(100) {
-			e1.Send(makeMsg(1, 2, seqsAbove+i, 8))
-		}
 		synctest.Wait() // the link is blocked in the first Handler call
 		closed := make(chan struct{})
 		go func() {
