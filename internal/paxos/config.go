@@ -105,8 +105,11 @@ type Config struct {
 	// one follower and not yet seen acknowledged (the bandwidth-delay product).
 	InflightEntriesMax int
 	InflightBytesMax   int
-	// ProposalQueueMax bounds the leader's entries above its commit index.
-	ProposalQueueMax int
+	// ProposalQueueMax and ProposalQueueBytesMax bound the leader's entries
+	// above its commit index, in count and in bytes (one entry is always
+	// accepted into an empty queue, whatever its size).
+	ProposalQueueMax      int
+	ProposalQueueBytesMax int
 	// ReadQueueMax bounds the reads waiting for a quorum round or for the
 	// leader's first commit.
 	ReadQueueMax int
@@ -143,11 +146,15 @@ func DefaultConfig(id peer.ID, members peer.Set, rng *rand.Rand) Config {
 		InflightBytesMax:   4 << 20,
 		// Bounds the uncommitted suffix, hence phase-1 replies.
 		ProposalQueueMax: 1024,
-		ReadQueueMax:     1024,
+		// 8 MiB of uncommitted commands: a phase-1 reply carrying all of
+		// them, plus one maximal entry, still fits PhaseOneBytesMax.
+		ProposalQueueBytesMax: 8 << 20,
+		ReadQueueMax:          1024,
 		// Room for a full proposal queue plus the no-ops a few failed
-		// leaderships add.
+		// leaderships add. 12 MiB keeps a Promise within one 16 MiB
+		// transport frame.
 		PhaseOneEntriesMax: 1024 + 64,
-		PhaseOneBytesMax:   32 << 20,
+		PhaseOneBytesMax:   12 << 20,
 		Limits:             DefaultLimits,
 	}
 }
@@ -180,8 +187,12 @@ func (cfg *Config) validate() error {
 		// its no-op; a smaller phase-1 limit could make a whole quorum refuse
 		// every candidate after one leader filled its queue.
 		return bad("PhaseOneEntriesMax %d must exceed ProposalQueueMax %d", cfg.PhaseOneEntriesMax, cfg.ProposalQueueMax)
-	case cfg.PhaseOneBytesMax < 1:
-		return bad("PhaseOneBytesMax %d must be positive", cfg.PhaseOneBytesMax)
+	case cfg.ProposalQueueBytesMax < 1 ||
+		cfg.PhaseOneBytesMax <= cfg.ProposalQueueBytesMax+2*(cfg.Limits.EntryBytesMax+entryOverheadBytes):
+		// The same reasoning in bytes: the uncommitted suffix is at most
+		// ProposalQueueBytesMax plus one entry over it and the no-op.
+		return bad("PhaseOneBytesMax %d must exceed ProposalQueueBytesMax %d plus two maximal entries of %d bytes",
+			cfg.PhaseOneBytesMax, cfg.ProposalQueueBytesMax, cfg.Limits.EntryBytesMax)
 	case cfg.Limits.EntriesMax < cfg.BatchEntriesMax || cfg.Limits.EntriesMax < cfg.PhaseOneEntriesMax:
 		return bad("codec EntriesMax %d below BatchEntriesMax %d or PhaseOneEntriesMax %d",
 			cfg.Limits.EntriesMax, cfg.BatchEntriesMax, cfg.PhaseOneEntriesMax)

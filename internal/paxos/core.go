@@ -49,6 +49,10 @@ type Core struct {
 	ballot       Ballot // == promised while leading
 	progress     map[peer.ID]*progress
 	ownFirstSlot uint64 // slot of the leader's own no-op; committing it unlocks reads and config changes
+	// uncommittedBytes is, on a leader, the sizeBytes of its entries above
+	// commit (its log is append-only under its ballot, so only proposals add
+	// to it and only commits take from it).
+	uncommittedBytes int
 	flushPending bool   // proposals appended since the last Ready, to send
 	reads        []readRequest
 	readsWaiting []readRequest // arrived before ownFirstSlot committed
@@ -355,6 +359,10 @@ func (c *Core) becomeLeader() {
 		c.putEntry(e)
 	}
 	c.ownFirstSlot = top + 1
+	c.uncommittedBytes = 0
+	for _, e := range recovered {
+		c.uncommittedBytes += e.sizeBytes()
+	}
 	c.syncProgress()
 	for _, pr := range c.progress {
 		pr.next = c0 + 1
@@ -497,7 +505,12 @@ func (c *Core) propose(t EntryType, data []byte) error {
 	if c.log.last()-c.commit >= uint64(c.cfg.ProposalQueueMax) {
 		return fmt.Errorf("%w: %d entries uncommitted, limit %d", ErrProposalDropped, c.log.last()-c.commit, c.cfg.ProposalQueueMax)
 	}
-	c.putEntry(Entry{Slot: c.log.last() + 1, Ballot: c.ballot, Type: t, Data: bytes.Clone(data)})
+	e := Entry{Slot: c.log.last() + 1, Ballot: c.ballot, Type: t, Data: bytes.Clone(data)}
+	if c.uncommittedBytes > 0 && c.uncommittedBytes+e.sizeBytes() > c.cfg.ProposalQueueBytesMax {
+		return fmt.Errorf("%w: %d bytes uncommitted, limit %d", ErrProposalDropped, c.uncommittedBytes, c.cfg.ProposalQueueBytesMax)
+	}
+	c.uncommittedBytes += e.sizeBytes()
+	c.putEntry(e)
 	c.flushPending = true
 	c.maybeCommit() // a single member commits on its own once durable
 	return nil
@@ -677,6 +690,12 @@ func (c *Core) maybeCommit() {
 func (c *Core) setCommit(ci uint64) {
 	invariant.Check(ci >= c.commit, "commit going back from %d to %d", c.commit, ci)
 	invariant.Check(ci <= c.log.last(), "commit %d beyond last slot %d", ci, c.log.last())
+	if c.role == Leader {
+		for s := c.commit + 1; s <= ci; s++ {
+			c.uncommittedBytes -= c.log.at(s).sizeBytes()
+		}
+		invariant.Check(c.uncommittedBytes >= 0, "uncommitted bytes %d after commit %d", c.uncommittedBytes, ci)
+	}
 	c.commit = ci
 }
 

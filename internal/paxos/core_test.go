@@ -36,6 +36,8 @@ func TestConfigValidation(t *testing.T) {
 		{"proposal queue", func(c *Config) { c.ProposalQueueMax = 0 }},
 		{"read queue", func(c *Config) { c.ReadQueueMax = -1 }},
 		{"phase one below queue", func(c *Config) { c.PhaseOneEntriesMax = c.ProposalQueueMax }},
+		{"phase one bytes below queue bytes", func(c *Config) { c.PhaseOneBytesMax = c.ProposalQueueBytesMax }},
+		{"proposal queue bytes", func(c *Config) { c.ProposalQueueBytesMax = 0 }},
 		{"codec below batch", func(c *Config) { c.Limits.EntriesMax = c.BatchEntriesMax - 1 }},
 		{"flexible without members", func(c *Config) { c.Members = peer.Set{}; c.Q1 = 2 }},
 		{"unsafe quorums", func(c *Config) { c.Q1, c.Q2 = 1, 2 }},
@@ -194,6 +196,36 @@ func TestProposalBackPressureAndLimits(t *testing.T) {
 	c.Advance(rd)
 	if err := c.Propose([]byte("y")); err != nil {
 		t.Fatalf("queue did not drain: %v", err)
+	}
+}
+
+// TestProposalQueueBytes bounds the uncommitted suffix in bytes, so that a
+// phase-1 reply carrying all of it stays within PhaseOneBytesMax however
+// large the commands are; one entry is always accepted into an empty queue.
+func TestProposalQueueBytes(t *testing.T) {
+	c := singleLeader(t, func(cfg *Config) {
+		cfg.Limits.EntryBytesMax = 100
+		cfg.ProposalQueueBytesMax = 150
+		cfg.PhaseOneBytesMax = 400
+	})
+	if err := c.Propose(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Propose(make([]byte, 40)); !errors.Is(err, ErrProposalDropped) {
+		t.Fatalf("proposal past the byte bound: %v", err)
+	}
+	if err := c.Propose(make([]byte, 10)); err != nil {
+		t.Fatalf("proposal within the byte bound: %v", err)
+	}
+	rd := c.Ready()
+	c.Advance(rd)
+	rd = c.Ready()
+	if len(rd.Committed) != 2 {
+		t.Fatalf("committed %v", rd.Committed)
+	}
+	c.Advance(rd)
+	if err := c.Propose(make([]byte, 100)); err != nil {
+		t.Fatalf("byte bound did not drain on commit: %v", err)
 	}
 }
 

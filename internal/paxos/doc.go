@@ -139,7 +139,8 @@
 // BatchBytesMax bytes (at least one entry). Proposals are appended to the
 // leader's log at once but sent when the caller takes the next Ready, so
 // proposals made between two Readys share one Accept per follower. A leader
-// accepts at most ProposalQueueMax entries above its commit index;
+// accepts at most ProposalQueueMax entries (and ProposalQueueBytesMax bytes)
+// above its commit index;
 // over that Propose fails with ErrProposalDropped (back-pressure).
 //
 // CheckQuorum. Each ElectionTicks a leader that has not heard from a Q2
