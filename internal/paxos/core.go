@@ -53,9 +53,9 @@ type Core struct {
 	// commit (its log is append-only under its ballot, so only proposals add
 	// to it and only commits take from it).
 	uncommittedBytes int
-	flushPending bool   // proposals appended since the last Ready, to send
-	reads        []readRequest
-	readsWaiting []readRequest // arrived before ownFirstSlot committed
+	flushPending     bool // proposals appended since the last Ready, to send
+	reads            []readRequest
+	readsWaiting     []readRequest // arrived before ownFirstSlot committed
 
 	// Applying and handing out.
 	applied        uint64 // last slot handed out in Committed and advanced
