@@ -152,6 +152,7 @@ type Failure struct {
 	Detail string
 }
 
+// String formats the failure as "[checker] step N: detail".
 func (f Failure) String() string { return fmt.Sprintf("[%s] step %d: %s", f.Checker, f.Step, f.Detail) }
 
 // Stats counts what happened in a run.
