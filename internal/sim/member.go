@@ -19,13 +19,6 @@ import (
 const (
 	dataDir   = "/data"
 	clusterID = 0xc40705
-	// segmentBytesMax keeps WAL segments small, so that a run rolls over
-	// segments and compaction removes whole ones; it still holds the largest
-	// Ready a run makes (a phase-1 recovery of proposalQueueMax entries).
-	segmentBytesMax = 256 << 10
-	// proposalQueueMax bounds a leader's uncommitted suffix (and so phase-1
-	// replies and the largest Ready) well below the segment size.
-	proposalQueueMax = 64
 	// readyRoundsMax bounds how often one member's Ready loop may go round
 	// in one step. A core hands out at most a few Readys in a row (the
 	// Advance of one may make a commit that the next carries); more means
@@ -145,20 +138,15 @@ func (w *world) start(m *member) error {
 		FS:       m.mem,
 		Dir:      dataDir,
 		Identity: node.Identity{ClusterID: clusterID, MemberID: m.id},
-		WAL:      wal.Options{SegmentBytesMax: segmentBytesMax},
+		WAL:      wal.Options{SegmentBytesMax: w.tune.segmentBytesMax},
 		Bugs:     node.DiskBugs{ForgetPromise: w.opts.Bugs.ForgetPromise},
 	})
 	if err != nil {
 		return err
 	}
 	cfg := paxos.DefaultConfig(m.id, w.membersSet, rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64())))
-	cfg.HeartbeatTicks = 2
+	w.tune.apply(&cfg)
 	cfg.Snapshots = disk
-	cfg.BatchEntriesMax = 16
-	cfg.InflightEntriesMax = 64
-	cfg.ProposalQueueMax = proposalQueueMax
-	cfg.ReadQueueMax = 32
-	cfg.PhaseOneEntriesMax = proposalQueueMax + 64
 	cfg.Bugs = paxos.PlantedBugs{
 		CommitOneShort:         w.opts.Bugs.CommitOneShort,
 		ReadWithoutQuorumRound: w.opts.Bugs.ReadWithoutQuorumRound,

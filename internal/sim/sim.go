@@ -47,6 +47,48 @@ const (
 	tornBytesMax = 300
 )
 
+// tuning is the configuration of the code under test for one run, drawn
+// from the seed so that sweeps cover the corners of the config space: a
+// heartbeat every tick or every few, one-entry batches (every Accept a
+// probe-sized message) or large ones, shallow or deep pipelines, a
+// proposal queue small enough for back-pressure to bite, and WAL segments
+// small enough to roll over and be removed by compaction many times a run.
+type tuning struct {
+	electionTicks      int
+	heartbeatTicks     int
+	batchEntriesMax    int
+	inflightEntriesMax int
+	proposalQueueMax   int
+	readQueueMax       int
+	segmentBytesMax    int64
+}
+
+func drawTuning(rng *rand.Rand) tuning {
+	t := tuning{electionTicks: 6 + rng.IntN(10)}
+	t.heartbeatTicks = 1 + rng.IntN(min(3, t.electionTicks/3))
+	t.batchEntriesMax = []int{1, 4, 16}[rng.IntN(3)]
+	t.inflightEntriesMax = t.batchEntriesMax * []int{1, 4, 16}[rng.IntN(3)]
+	t.proposalQueueMax = []int{8, 64}[rng.IntN(2)]
+	t.readQueueMax = []int{4, 32}[rng.IntN(2)]
+	// The largest Ready (a phase-1 recovery of a full proposal queue, or a
+	// snapshot install's entries) is a few KiB; node splits larger ones.
+	t.segmentBytesMax = []int64{16 << 10, 64 << 10, 256 << 10}[rng.IntN(3)]
+	return t
+}
+
+// apply sets the tuned fields of a member's core config.
+func (t tuning) apply(cfg *paxos.Config) {
+	cfg.ElectionTicks = t.electionTicks
+	cfg.HeartbeatTicks = t.heartbeatTicks
+	cfg.BatchEntriesMax = t.batchEntriesMax
+	cfg.InflightEntriesMax = t.inflightEntriesMax
+	cfg.ProposalQueueMax = t.proposalQueueMax
+	cfg.ReadQueueMax = t.readQueueMax
+	// Room for a full proposal queue plus the no-ops of a few failed
+	// leaderships (paxos requires it to exceed ProposalQueueMax).
+	cfg.PhaseOneEntriesMax = t.proposalQueueMax + 64
+}
+
 type phase uint8
 
 const (
@@ -78,6 +120,7 @@ type world struct {
 	members    []*member // index i holds member id i+1
 	membersSet peer.Set
 	net        *network
+	tune       tuning
 	clients    []*client
 	tr         *tracer
 
@@ -136,7 +179,8 @@ func newWorld(o Options) *world {
 		delayStepMax: 2 + rng.Int64N(14),
 		slowPct:      rng.IntN(6),
 	})
-	w.trace("seed %d members %d clients %d keys %d bugs %q net %+v", o.Seed, o.Members, o.Clients, o.Keys, o.Bugs, w.net.cfg)
+	w.tune = drawTuning(rng)
+	w.trace("seed %d members %d clients %d keys %d bugs %q net %+v tuning %+v", o.Seed, o.Members, o.Clients, o.Keys, o.Bugs, w.net.cfg, w.tune)
 	for _, id := range ids {
 		m := &member{
 			id:             id,
