@@ -25,7 +25,8 @@
 // At every apply: agreement (one entry per slot across members), state
 // (equal store state after each slot, snapshots included), apply order. At
 // every delivery: the message decodes and the receiving core does not
-// refuse it as invalid. At the end: linearizability of the clients' history
+// refuse it as invalid. At every restart: the disk restores at least the
+// hard state its last successful Save made durable. At the end: linearizability of the clients' history
 // with porcupine, per key, puts the client gave up on being "unknown"
 // (return at infinity). A failing Result names the checker, and its
 // ReplayCommand and TestCommand replay the seed.

@@ -59,6 +59,11 @@ type member struct {
 	cutRand    *rand.Rand
 	cutClone   *vfs.Mem
 
+	// savedHS is the hard state of the member's last Save that returned
+	// without error and without a power cut: durable by node.Disk's
+	// contract, so every later start must restore at least it.
+	savedHS paxos.HardState
+
 	tickEverySteps int64 // this member's clock rate (drift)
 	nextTick       int64
 	snapEveryAdds  uint64 // compact after this many applied slots
@@ -171,6 +176,10 @@ func (w *world) start(m *member) error {
 	hs := rec.Restored.HardState
 	w.trace("%s start #%d: %s, %d entries, snapshot %d, torn tail %v", m.id, m.incarnation, hs,
 		len(rec.Restored.Entries), rec.Restored.Snapshot.Slot, rec.WAL.TornTail)
+	if hs.Promised.Less(m.savedHS.Promised) || hs.Commit < m.savedHS.Commit {
+		// A promise forgotten is a promise broken (paxos.HardState).
+		w.fail("durability", "%s restarted with %s, but had durably saved %s", m.id, hs, m.savedHS)
+	}
 	if rec.Restored.Snapshot.Slot > 0 {
 		w.checkState(m)
 	}
@@ -254,6 +263,9 @@ func (w *world) handleReady(m *member) {
 		if err != nil {
 			w.diskError(m, "handle ready", err)
 			return
+		}
+		if rd.HardState != nil {
+			m.savedHS = *rd.HardState
 		}
 		for _, rs := range reads {
 			if req, ok := m.pendingReads[string(rs.Ctx)]; ok {

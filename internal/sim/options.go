@@ -144,8 +144,9 @@ func (o Options) withDefaults() (Options, error) {
 
 // Failure is one property a run broke, named by the checker that saw it.
 type Failure struct {
-	// Checker is one of: agreement, state, apply-order, linearizability,
-	// liveness, convergence, restart, disk, codec, panic.
+	// Checker is one of: agreement, state, apply-order, durability,
+	// protocol, codec, disk, restart, panic, linearizability, liveness,
+	// convergence, client, options.
 	Checker string
 	// Step is the simulated step at which it was seen.
 	Step   int64

@@ -208,9 +208,9 @@ func TestPlantedBugs(t *testing.T) {
 		// A read served without a quorum round (and before the new
 		// leader's first commit) returns a stale value.
 		{"read-without-quorum-round", Bugs{ReadWithoutQuorumRound: true}, 3, []string{"linearizability"}},
-		// A member that forgets its promise at restart runs ballots below
-		// entries it holds, or accepts under an older ballot.
-		{"forget-promise", Bugs{ForgetPromise: true}, 3, []string{"protocol", "agreement", "state", "linearizability"}},
+		// A member that forgets its promise at restart restores less than
+		// it saved, and runs ballots below entries it holds.
+		{"forget-promise", Bugs{ForgetPromise: true}, 3, []string{"durability", "protocol", "agreement", "state", "linearizability"}},
 		// Acknowledging before the fsync, then losing power in it: a value
 		// counted as chosen disappears.
 		{"send-before-persist", Bugs{SendBeforePersist: true}, 3, []string{"agreement", "state", "linearizability"}},
