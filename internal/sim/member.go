@@ -67,7 +67,6 @@ type member struct {
 	tickEverySteps int64 // this member's clock rate (drift)
 	nextTick       int64
 	snapEveryAdds  uint64 // compact after this many applied slots
-	leaderSeen     bool   // was leader at the last check (for counting changes)
 
 	// Requests from clients in progress on this incarnation.
 	pendingPuts  map[putKey]endpoint
@@ -115,7 +114,7 @@ func (a kvApplier) Apply(e paxos.Entry) {
 	w.checkChosen(m, e)
 	c, took, err := m.kv.apply(e)
 	if err != nil {
-		w.fail("agreement", "%s: %v", m.id, err)
+		w.fail("command", "%s: %v", m.id, err)
 		return
 	}
 	w.checkState(m)
@@ -171,7 +170,6 @@ func (w *world) start(m *member) error {
 	m.pendingPuts = map[putKey]endpoint{}
 	m.pendingReads = map[string]clientMsg{}
 	m.readsReady = nil
-	m.leaderSeen = false
 	m.nextTick = w.step + 1 + w.rng.Int64N(m.tickEverySteps)
 	hs := rec.Restored.HardState
 	w.trace("%s start #%d: %s, %d entries, snapshot %d, torn tail %v", m.id, m.incarnation, hs,

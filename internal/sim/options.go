@@ -144,7 +144,7 @@ func (o Options) withDefaults() (Options, error) {
 
 // Failure is one property a run broke, named by the checker that saw it.
 type Failure struct {
-	// Checker is one of: agreement, state, apply-order, durability,
+	// Checker is one of: agreement, state, apply-order, command, durability,
 	// protocol, codec, disk, restart, panic, linearizability, liveness,
 	// convergence, client, options.
 	Checker string

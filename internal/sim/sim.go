@@ -271,7 +271,7 @@ func (w *world) run() {
 func (w *world) safetyBroken() bool {
 	for _, f := range w.failures {
 		switch f.Checker {
-		case "agreement", "state", "apply-order", "panic", "disk", "codec", "durability":
+		case "agreement", "state", "apply-order", "command", "panic", "disk", "codec", "durability":
 			return true
 		}
 	}
