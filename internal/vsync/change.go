@@ -54,6 +54,12 @@ func (n *Node) changeWanted() bool {
 // maybePropose starts a ballot when this member is the acting proposer and
 // there is a change to make.
 func (n *Node) maybePropose() {
+	if n.acting() != n.self.ID {
+		// Requests are kept by the acting proposer only; the members
+		// that sent them retry until the view shows the change.
+		n.joins, n.leaves = nil, nil
+		return
+	}
 	if n.decided != nil || n.prop != nil || n.now < n.proposeTick || n.acting() != n.self.ID || !n.changeWanted() {
 		return
 	}

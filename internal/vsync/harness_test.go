@@ -426,6 +426,24 @@ func (h *harness) status() {
 		if ok {
 			vs = v.String()
 		}
+		if h.trace && n.view.ID != 0 {
+			flags = append(flags, fmt.Sprintf("promised=%s faulty=%s", n.promised, n.faulty))
+			if n.prop != nil {
+				flags = append(flags, fmt.Sprintf("prop=%s/phase%d parts=%v promises=%d accepted=%s", n.prop.ballot, n.prop.phase, n.prop.participants, len(n.prop.promises), n.prop.accepted))
+			}
+			if n.decided != nil {
+				flags = append(flags, "decided="+n.decided.String())
+			}
+			if n.fetch != nil {
+				flags = append(flags, "fetching")
+			}
+			if n.pendingAccept != nil {
+				flags = append(flags, "pending-accept")
+			}
+			if len(n.sessions)+len(n.joins)+len(n.leaves) > 0 || n.leaving {
+				flags = append(flags, fmt.Sprintf("sessions=%d joins=%v leaves=%v leaving=%v", len(n.sessions), n.joins, n.leaves, n.leaving))
+			}
+		}
 		h.printf("%s: %s %s\n", hn.proc.member, vs, strings.Join(flags, " "))
 	}
 }

@@ -110,6 +110,7 @@ type Node struct {
 	decided        *Value
 	queryTick      uint64
 	proposeTick    uint64 // no new ballot before this tick (after a Reject)
+	detResetTick   uint64 // tick of the last fresh detector (install or reset)
 
 	prop   *proposal
 	fetch  *fetchState
@@ -429,6 +430,7 @@ func (n *Node) Tick() {
 	n.ord.Tick()
 	n.det.Tick()
 	n.drainDetector()
+	n.maybeResetDetector()
 	if n.leaving && n.now >= n.leaveTick {
 		n.sendLeave()
 	}
@@ -452,6 +454,24 @@ func (n *Node) drainDetector() {
 		n.faulty = n.faulty.Add(id)
 	}
 	n.det.Advance(rd)
+}
+
+// maybeResetDetector gives a member that holds a majority of its view
+// faulty a fresh detector every ChangeTimeoutTicks. Verdicts are final for
+// a detector, and with a majority faulty this member can change nothing;
+// if the verdicts came from a partition that has healed, the fresh
+// detector finds the members alive and the group can move on. If they are
+// really gone, the verdicts come back and nothing is lost.
+func (n *Node) maybeResetDetector() {
+	if len(n.view.Members)-n.faulty.Len() >= n.majority() || n.now-n.detResetTick < uint64(n.cfg.ChangeTimeoutTicks) {
+		return
+	}
+	set, err := peer.NewSet(n.view.IDs()...)
+	invariant.Check(err == nil, "vsync: view %s: %v", n.view, err)
+	det, err := liveness.New(n.cfg.Liveness, n.self.ID, set)
+	invariant.Check(err == nil, "vsync: detector for %s: %v", n.view, err)
+	n.det, n.faulty, n.detResetTick = det, peer.Set{}, n.now
+	n.prop = nil
 }
 
 func (n *Node) sendJoin() {
@@ -536,7 +556,7 @@ func (n *Node) install(next View) error {
 	}
 	n.prev, n.prevView, n.prevDecision = n.ord, n.view, n.decided
 	n.view = View{ID: next.ID, Members: slices.Clone(next.Members)}
-	n.ord, n.det, n.faulty = ord, det, peer.Set{}
+	n.ord, n.det, n.faulty, n.detResetTick = ord, det, peer.Set{}, n.now
 	n.delivered = make([]uint64, len(next.Members))
 	n.promised, n.acceptedBallot, n.accepted, n.pendingAccept = Ballot{}, Ballot{}, nil, nil
 	n.decided, n.prop, n.fetch, n.pausedTick = nil, nil, nil, 0

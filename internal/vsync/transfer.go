@@ -43,6 +43,10 @@ func (t *joinerTransfer) covered(d Delivery) bool {
 	return false
 }
 
+// chunkAckCancel, as a MsgChunkAck's Index, tells the donor that the
+// joiner no longer wants this transfer.
+const chunkAckCancel = ^uint64(0)
+
 // session is a donor's side of one state transfer.
 type session struct {
 	joiner   peer.ID
@@ -56,6 +60,7 @@ type session struct {
 	unacked  []Message
 	lastSent bool
 	retry    uint64
+	progress uint64 // tick of the last acknowledgement (or the start)
 }
 
 // startTransfer begins a joiner's restore after its first install.
@@ -108,7 +113,12 @@ func (n *Node) tickJoinerTransfer() {
 // out of order is dropped) and acknowledges what it holds.
 func (n *Node) stepChunk(m Message) {
 	t := &n.xfer
-	if t.restored || t.joinView == 0 || m.From != t.donor || m.Transfer != t.attempt {
+	if t.joinView == 0 {
+		return
+	}
+	if t.restored || m.From != t.donor || m.Transfer != t.attempt {
+		// A donor of an attempt given up on: tell it to stop.
+		n.send(Message{Type: MsgChunkAck, To: m.From, View: m.View, Transfer: m.Transfer, Index: chunkAckCancel})
 		return
 	}
 	if m.Index == t.next && !(t.next > 0 && len(n.chunks) > 0 && n.chunks[len(n.chunks)-1].Last) {
@@ -165,7 +175,7 @@ func (n *Node) stepTransferRequest(m Message) {
 		}
 		n.sessions = slices.Delete(n.sessions, i, i+1)
 	}
-	n.sessions = append(n.sessions, &session{joiner: m.From, transfer: m.Transfer, reqView: m.View})
+	n.sessions = append(n.sessions, &session{joiner: m.From, transfer: m.Transfer, reqView: m.View, progress: n.now})
 	n.transfers = append(n.transfers, TransferInstruction{Joiner: m.From, Transfer: m.Transfer, View: n.view.ID})
 }
 
@@ -224,10 +234,15 @@ func (n *Node) stepChunkAck(m Message) {
 		return
 	}
 	s := n.sessions[i]
+	if m.Index == chunkAckCancel {
+		n.sessions = slices.Delete(n.sessions, i, i+1)
+		return
+	}
 	if m.Index <= s.acked || m.Index > s.next {
 		return
 	}
 	s.acked = m.Index
+	s.progress = n.now
 	s.unacked = slices.DeleteFunc(s.unacked, func(c Message) bool { return c.Index < s.acked })
 	if s.lastSent && s.acked == s.next {
 		n.sessions = slices.Delete(n.sessions, i, i+1)
@@ -238,6 +253,11 @@ func (n *Node) stepChunkAck(m Message) {
 // retransmission of unacknowledged chunks.
 func (n *Node) tickTransfers() {
 	n.tickJoinerTransfer()
+	// A joiner silent for TransferTimeoutTicks has crashed or moved to
+	// another donor; its session is dropped.
+	n.sessions = slices.DeleteFunc(n.sessions, func(s *session) bool {
+		return n.now-s.progress >= uint64(n.cfg.TransferTimeoutTicks)
+	})
 	for _, s := range n.sessions {
 		if len(s.unacked) > 0 && n.now >= s.retry {
 			s.retry = n.now + uint64(n.cfg.RetryTicks)
