@@ -116,7 +116,7 @@ func (n *Node) tickProposal() {
 			}
 		}
 	}
-	if n.prop != nil && p.phase == 1 && n.now-p.startTick >= uint64(n.cfg.ChangeTimeoutTicks) {
+	if n.prop != nil && p.phase == 1 && n.now-p.startTick >= uint64(n.cfg.ChangeTimeoutTicks) && !n.plant.ignoreFaulty {
 		// A participant that is heard from but does not promise (it
 		// lags in an older view, or cannot finish that view's flush)
 		// must not block the group: it is left out like a faulty one.
@@ -437,7 +437,10 @@ func (n *Node) progressFlush() {
 	}
 	in := v.Next.Contains(n.self)
 	leaving := n.leaving && !in
-	if !in && !leaving && !n.plant.stayWhenExcluded {
+	if !in && !leaving {
+		if n.plant.stayWhenExcluded {
+			n.viewChanges = append(n.viewChanges, ViewChange{View: v.Next, Rank: -1})
+		}
 		n.stop(ErrExcluded)
 		return
 	}
@@ -460,11 +463,7 @@ func (n *Node) progressFlush() {
 }
 
 func (n *Node) finishInstall(v *Value) {
-	next := v.Next
-	if !next.Contains(n.self) {
-		next.Members = append(slices.Clone(next.Members), n.self) // plant.stayWhenExcluded only
-	}
-	_ = n.install(next) // the value was checked; order.New cannot refuse it
+	_ = n.install(v.Next) // the value was checked; order.New cannot refuse it
 }
 
 // tickFetch asks for what this member lacks of the cut it is fetching: at

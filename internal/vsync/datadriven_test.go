@@ -31,6 +31,10 @@ import (
 //	net [all]                        list queued protocol messages (all:
 //	                                 order and liveness too)
 //	tick [ids=(1,2)] [n=k]           tick live processes k times
+//	idle [n=k] [liveness-only]       k times: tick every live process, then
+//	                                 deliver order and liveness messages
+//	                                 (protocol messages stay queued;
+//	                                 liveness-only: order ones too)
 //	stabilize [rounds=k]             drain and tick until the group settles
 //	crash id=3                       process 3 stops for good
 //	partition (1,2) (3)              only processes of one group talk
@@ -100,6 +104,15 @@ func TestScripts(t *testing.T) {
 					for _, id := range ids {
 						h.tick(h.nodes[id])
 					}
+				}
+			case "idle":
+				n := 1
+				td.MaybeScanArgs(t, "n", &n)
+				for range n {
+					for _, hn := range h.live() {
+						h.tick(hn)
+					}
+					h.deliverBackground(td.HasArg("liveness-only"))
 				}
 			case "stabilize":
 				rounds := 300
@@ -182,6 +195,8 @@ var plantNames = map[string]func(*plants){
 	"stay-when-excluded":    func(p *plants) { p.stayWhenExcluded = true },
 	"reinstall":             func(p *plants) { p.reinstall = true },
 	"ignore-faulty":         func(p *plants) { p.ignoreFaulty = true },
+	"skip-fourth":           func(p *plants) { p.skipFourth = true },
+	"hide-second-view":      func(p *plants) { p.hideSecondView = true },
 }
 
 func scriptInit(t *testing.T, td *datadriven.TestData) *harness {

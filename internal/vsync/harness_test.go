@@ -198,15 +198,23 @@ func (h *harness) collect(hn *hnode) {
 		for _, m := range rd.Messages {
 			h.enqueue(m)
 		}
+		// The caller's contract: a delivery of view v is applied after
+		// the install of v and before the install of any later view.
+		ds := rd.Deliveries
+		apply := func(upTo uint64) {
+			for len(ds) > 0 && ds[0].View < upTo {
+				d := ds[0]
+				ds = ds[1:]
+				hn.state = append(hn.state, record{View: d.View, Sender: d.Sender, Seq: d.Seq, Order: d.Order, Global: d.Global, Payload: string(d.Payload)})
+				h.printf("%s: deliver %s\n", hn.proc.member, d)
+			}
+		}
 		for _, vc := range rd.ViewChanges {
+			apply(vc.View.ID)
 			hn.proc.installs = append(hn.proc.installs, vc.View)
 			h.printf("%s: install %s rank %d\n", hn.proc.member, vc.View, vc.Rank)
 		}
-		for _, d := range rd.Deliveries {
-			r := record{View: d.View, Sender: d.Sender, Seq: d.Seq, Order: d.Order, Global: d.Global, Payload: string(d.Payload)}
-			hn.state = append(hn.state, r)
-			h.printf("%s: deliver %s\n", hn.proc.member, d)
-		}
+		apply(^uint64(0))
 		for _, c := range rd.Chunks {
 			if c.Index == 0 {
 				hn.restoreBuf = nil
@@ -319,6 +327,20 @@ func (h *harness) drain() {
 		}
 		m := h.queue[0]
 		h.queue = h.queue[1:]
+		h.deliver(m)
+	}
+}
+
+// deliverBackground delivers queued order and liveness messages (and those
+// their delivery produces), leaving the view-change protocol's queued.
+func (h *harness) deliverBackground(livenessOnly bool) {
+	for i := 0; ; i++ {
+		j := slices.IndexFunc(h.queue, func(m Message) bool { return (m.Type == MsgOrder && !livenessOnly) || m.Type == MsgLiveness })
+		if j < 0 || i > 1_000_000 {
+			return
+		}
+		m := h.queue[j]
+		h.queue = slices.Delete(h.queue, j, j+1)
 		h.deliver(m)
 	}
 }

@@ -77,9 +77,11 @@ type plants struct {
 	duplicate           bool // hand out every seq 2 twice
 	corrupt             bool // change the payload of every seq 3
 	swapTotal           bool // odd ranks swap adjacent total deliveries
-	stayWhenExcluded    bool // an excluded member installs the view without itself
+	stayWhenExcluded    bool // an excluded member reports the view without itself as installed
 	reinstall           bool // report each installed view twice
-	ignoreFaulty        bool // a proposer never excludes a faulty member
+	ignoreFaulty        bool // a proposer never excludes a faulty or silent member
+	skipFourth          bool // odd ranks do not hand out seq 4 of any sender
+	hideSecondView      bool // view 2 is installed but not reported
 }
 
 // Node is the vsync core of one member (one incarnation of a process). It is
@@ -565,7 +567,9 @@ func (n *Node) install(next View) error {
 		return ok && cur.Incarnation >= j.Incarnation
 	})
 	n.leaves = slices.DeleteFunc(n.leaves, func(l peer.Member) bool { return !next.Contains(l) })
-	n.viewChanges = append(n.viewChanges, ViewChange{View: n.view, Rank: n.rankOf(n.self.ID)})
+	if !(n.plant.hideSecondView && next.ID == 2) {
+		n.viewChanges = append(n.viewChanges, ViewChange{View: n.view, Rank: n.rankOf(n.self.ID)})
+	}
 	if n.plant.reinstall {
 		n.viewChanges = append(n.viewChanges, ViewChange{View: n.view, Rank: n.rankOf(n.self.ID)})
 	}
@@ -671,6 +675,8 @@ func (n *Node) emit(d Delivery) {
 	switch {
 	case n.plant.duplicate && d.Seq == 2:
 		n.deliveries = append(n.deliveries, d)
+	case n.plant.skipFourth && d.Seq == 4 && n.rankOf(n.self.ID)%2 == 1:
+		return
 	case n.plant.corrupt && d.Seq == 3:
 		d.Payload = append([]byte("corrupt:"), d.Payload...)
 	case n.plant.swapTotal && n.rankOf(n.self.ID)%2 == 1 && d.Order == order.Total && len(n.deliveries) > 0:
