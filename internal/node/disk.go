@@ -34,7 +34,7 @@ var (
 
 // Record types in the member's WAL.
 const (
-	recEntry     uint8 = 1 // one accepted entry; replaces the entry at its slot and everything after it
+	recEntry     uint8 = 1 // one accepted entry; replaces the entry at its slot only
 	recHardState uint8 = 2 // the promised ballot and the commit index
 	recTruncate  uint8 = 3 // drop every entry at or above a slot
 )
@@ -87,16 +87,21 @@ type Recovered struct {
 	WAL wal.Recovery
 }
 
-// Disk keeps one paxos member's durable state: a WAL of entry, hard-state and
-// snapshot records, and snapshot files. Save persists one Ready with a single
-// WAL append, so one fsync makes all of it durable at once.
+// Disk keeps one paxos member's durable state: a WAL of entry, truncate and
+// hard-state records, and snapshot files. Save persists one Ready with a
+// single WAL append, so one fsync makes all of it durable at once.
 //
 // Records are replayed in order at start-up: an entry record for slot s
-// replaces whatever the log held at s and above, the last hard-state record
-// wins, and a snapshot record drops every entry at or below its slot. Since
-// every Ready rewrites a contiguous suffix of the log, the record holding the
-// current entry of slot s+1 always follows the one holding slot s; compaction
-// relies on it to cut the WAL's front.
+// replaces the entry at s (or appends it at the end of the log), a truncate
+// record drops every entry at or above its slot, the last hard-state record
+// wins. An entry record never deletes anything by itself: a Ready that
+// rewrites a suffix writes its entries first and the truncation of what lies
+// beyond them after, so any prefix of its records (a torn batch, or the
+// first chunks of a split one, that reached the disk before a crash) only
+// replaces accepted values by the new leader's, never drops one. Dropping an
+// entry that was acknowledged under an older ballot without holding the
+// new leader's value for that slot would let a chosen value vanish: the
+// simulator found exactly that (seed 41269, docs/simulator.md).
 //
 // A Disk is used by one goroutine at a time (the shell's or the simulator's).
 type Disk struct {
@@ -276,8 +281,7 @@ func (d *Disk) replay() (paxos.Restored, error) {
 // replayEntry applies one entry record (at WAL index w) to the replayed log.
 func (d *Disk) replayEntry(entries []paxos.Entry, e paxos.Entry, w uint64) ([]paxos.Entry, error) {
 	if e.Slot < d.firstSlot() {
-		// Written before a snapshot that covers it: a compaction that had
-		// not yet cut the WAL's front leaves such records behind.
+		// Written before a snapshot that covers it.
 		return entries, nil
 	}
 	if e.Slot > d.lastSlot()+1 {
@@ -285,7 +289,11 @@ func (d *Disk) replayEntry(entries []paxos.Entry, e paxos.Entry, w uint64) ([]pa
 			ErrCorruptState, e.Slot, w, d.lastSlot())
 	}
 	d.noteEntry(e.Slot, w)
-	return append(entries[:e.Slot-d.firstSlot()], e), nil
+	if i := e.Slot - d.firstSlot(); i < uint64(len(entries)) {
+		entries[i] = e
+		return entries, nil
+	}
+	return append(entries, e), nil
 }
 
 // Save makes the durable parts of rd durable: its snapshot (file first, then
@@ -305,9 +313,14 @@ func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
 	for _, e := range rd.Entries {
 		recs = append(recs, wal.Record{Type: recEntry, Data: encodeEntry(e)})
 	}
-	if rd.EntriesFrom != 0 && len(rd.Entries) == 0 {
-		// The core dropped a stale suffix without writing new entries.
-		recs = append(recs, wal.Record{Type: recTruncate, Data: binary.BigEndian.AppendUint64(nil, rd.EntriesFrom)})
+	// The core asks to drop every entry from EntriesFrom on before its new
+	// ones: write the new ones first, then drop what lies beyond them.
+	truncateAt := uint64(0)
+	if rd.EntriesFrom != 0 {
+		if end := rd.EntriesFrom + uint64(len(rd.Entries)); end <= d.lastSlot() {
+			truncateAt = end
+			recs = append(recs, wal.Record{Type: recTruncate, Data: binary.BigEndian.AppendUint64(nil, truncateAt)})
+		}
 	}
 	if rd.HardState != nil {
 		recs = append(recs, wal.Record{Type: recHardState, Data: encodeHardState(*rd.HardState)})
@@ -326,8 +339,8 @@ func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
 		d.noteEntry(e.Slot, first+uint64(i))
 		i++
 	}
-	if rd.EntriesFrom != 0 && len(rd.Entries) == 0 {
-		d.noteTruncate(rd.EntriesFrom)
+	if truncateAt != 0 {
+		d.noteTruncate(truncateAt)
 	}
 	if rd.HardState != nil {
 		d.hs = *rd.HardState
@@ -340,9 +353,10 @@ func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
 // allows (one, and so one fsync, for any Ready the shell bounds), in order,
 // and returns the index of the last. A Ready can exceed one batch: a new
 // leader re-proposes its whole recovered suffix at once. Splitting is safe
-// because nothing of the Ready is sent before all of it is durable, and the
-// hard state goes last, so a crash between chunks leaves entries without a
-// commit that names them (replay raises the promise to cover their ballots).
+// because nothing of the Ready is sent before all of it is durable, entry
+// records never delete (see Disk), and the hard state goes last, so a crash
+// between chunks leaves entries without a commit that names them (replay
+// raises the promise to cover their ballots).
 func (d *Disk) appendChunked(ctx context.Context, recs []wal.Record) (uint64, error) {
 	var last uint64
 	for len(recs) > 0 {
@@ -372,11 +386,15 @@ func (d *Disk) firstSlot() uint64 { return d.snapshot.Slot + 1 }
 func (d *Disk) lastSlot() uint64  { return d.snapshot.Slot + uint64(len(d.walIndex)) }
 
 // noteEntry records that WAL index w holds the entry of slot, replacing the
-// entries at slot and above.
+// one there or extending the log by one.
 func (d *Disk) noteEntry(slot, w uint64) {
 	invariant.Check(slot >= d.firstSlot() && slot <= d.lastSlot()+1, "entry for slot %d; disk holds %d..%d",
 		slot, d.firstSlot(), d.lastSlot())
-	d.walIndex = append(d.walIndex[:slot-d.firstSlot()], w)
+	if i := slot - d.firstSlot(); i < uint64(len(d.walIndex)) {
+		d.walIndex[i] = w
+		return
+	}
+	d.walIndex = append(d.walIndex, w)
 }
 
 // applySnapshotMeta records a snapshot: the entries it covers are gone, the
@@ -401,17 +419,29 @@ func (d *Disk) Compact(ctx context.Context, meta paxos.SnapshotMeta, data []byte
 		return err
 	}
 	d.applySnapshotMeta(meta)
-	// A fresh hard state goes after every record we keep, so that the WAL's
-	// front can move past all older ones.
-	last, err := d.log.Append(ctx, wal.Record{Type: recHardState, Data: encodeHardState(d.hs)})
+	// Rewrite the entries above the snapshot and the hard state, so that
+	// every record still needed follows the cut and the WAL's front can move
+	// past everything older. They are few: the snapshot is at the applied
+	// slot, so only committed-but-unapplied and uncommitted entries remain
+	// (bounded by the leader's proposal queue).
+	recs := make([]wal.Record, 0, len(d.walIndex)+1)
+	for _, w := range d.walIndex {
+		r, err := d.log.Get(w)
+		if err != nil {
+			return fmt.Errorf("node: compact: read log record %d: %w", w, err)
+		}
+		recs = append(recs, r)
+	}
+	recs = append(recs, wal.Record{Type: recHardState, Data: encodeHardState(d.hs)})
+	last, err := d.appendChunked(ctx, recs)
 	if err != nil {
-		return fmt.Errorf("node: persist hard state: %w", err)
+		return fmt.Errorf("node: compact: %w", err)
 	}
-	cut := last
-	if len(d.walIndex) > 0 {
-		cut = min(cut, d.walIndex[0])
+	first := last - uint64(len(recs)) + 1
+	for i := range d.walIndex {
+		d.walIndex[i] = first + uint64(i)
 	}
-	if err := d.log.TruncateFront(cut); err != nil {
+	if err := d.log.TruncateFront(first); err != nil {
 		return fmt.Errorf("node: compact log: %w", err)
 	}
 	d.removeSnapshotsBelow(meta.Slot)

@@ -252,3 +252,39 @@ func TestDiskSplitsLargeReady(t *testing.T) {
 		t.Fatalf("restored %v with %d entries", rec.Restored.HardState, len(got))
 	}
 }
+
+// TestDiskPartialReadyDropsNothing is the regression test for simulator seed
+// 41269: a Ready that re-proposes a suffix under a new ballot reaches the
+// disk only in part (its first WAL append synced, the second failed). The
+// entries it did not reach must keep their old, possibly chosen, values:
+// only the new leader's values may replace them, nothing may delete them.
+func TestDiskPartialReadyDropsNothing(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := DiskOptions{FS: fs, Dir: "/data", Identity: testID, WAL: wal.Options{BatchBytesMax: 512, RecordBytesMax: 256}}
+	d, _, err := OpenDisk(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := func(slot, round uint64) paxos.Entry {
+		e := entry(slot, round, "")
+		e.Data = make([]byte, 180) // two records per 512-byte batch
+		e.Data[0] = byte(round)
+		return e
+	}
+	old := []paxos.Entry{payload(1, 1), payload(2, 1), payload(3, 1), payload(4, 1)}
+	save(t, d, paxos.Ready{EntriesFrom: 1, Entries: old})
+	fs.InjectFault(vfs.Fault{Op: vfs.OpSync, Path: ".wal", After: 1})
+	hs := paxos.HardState{Promised: paxos.Ballot{Round: 2, Leader: 1}}
+	rewrite := []paxos.Entry{payload(2, 2), payload(3, 2), payload(4, 2)}
+	if err := d.Save(context.Background(), paxos.Ready{HardState: &hs, EntriesFrom: 2, Entries: rewrite}); err == nil {
+		t.Fatal("Save succeeded through a failed fsync")
+	}
+	d.Close()
+	opts.FS = fs.CrashClone(vfs.CrashConfig{})
+	d, rec, err := OpenDisk(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	sameEntries(t, rec.Restored.Entries, []paxos.Entry{old[0], rewrite[0], rewrite[1], old[3]})
+}
