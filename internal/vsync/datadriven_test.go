@@ -36,6 +36,7 @@ import (
 //	                                 (protocol messages stay queued;
 //	                                 liveness-only: order ones too)
 //	stabilize [rounds=k]             drain and tick until the group settles
+//	run n=k                          drain and tick k times, settled or not
 //	crash id=3                       process 3 stops for good
 //	partition (1,2) (3)              only processes of one group talk
 //	heal                             end the partition
@@ -114,6 +115,16 @@ func TestScripts(t *testing.T) {
 					}
 					h.deliverBackground(td.HasArg("liveness-only"))
 				}
+			case "run":
+				n := 1
+				td.MaybeScanArgs(t, "n", &n)
+				for range n {
+					h.drain()
+					for _, hn := range h.live() {
+						h.tick(hn)
+					}
+				}
+				h.drain()
 			case "stabilize":
 				rounds := 300
 				td.MaybeScanArgs(t, "rounds", &rounds)
@@ -130,11 +141,7 @@ func TestScripts(t *testing.T) {
 			case "partition":
 				h.group = map[peer.ID]int{}
 				for i, arg := range td.CmdArgs {
-					for _, v := range append([]string{arg.Key}, arg.Vals...) {
-						v = strings.Trim(v, "()")
-						if v == "" {
-							continue
-						}
+					for _, v := range strings.Split(strings.Trim(arg.Key, "()"), ",") {
 						id, err := strconv.Atoi(v)
 						if err != nil {
 							td.Fatalf(t, "partition: %v", err)
