@@ -448,6 +448,13 @@ func (n *Node) progressFlush() {
 		n.finishInstall(v)
 		return
 	}
+	if _, err := n.ord.Missing(v.Cut); err != nil && leaving {
+		// A leaver that was left out of the flush (it fell silent) may
+		// have delivered past the cut; it has no one to be synchronous
+		// with in the next view, so it just goes.
+		n.stop(ErrLeft)
+		return
+	}
 	if !n.holdsCut(v) {
 		return
 	}

@@ -46,6 +46,8 @@ type harness struct {
 	trace bool
 	plant func(*Node) // applied to every Node created
 	stats map[string]int
+	// lose, if set, drops the messages it returns true for.
+	lose func(Message) bool
 }
 
 type hnode struct {
@@ -303,7 +305,7 @@ func (h *harness) connected(a, b peer.ID) bool {
 // deliver hands m to its destination unless a crash or a partition is in
 // the way, and reports whether it arrived.
 func (h *harness) deliver(m Message) bool {
-	if !h.connected(m.From, m.To) {
+	if !h.connected(m.From, m.To) || (h.lose != nil && h.lose(m)) {
 		return false
 	}
 	hn := h.nodes[m.To]

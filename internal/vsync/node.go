@@ -397,6 +397,9 @@ func (n *Node) stepNotice(m Message) error {
 	if err := m.Next.validate(n.cfg.MembersMax); err != nil {
 		return err
 	}
+	if m.Next.ID == 0 {
+		return fmt.Errorf("%w: notice of view 0", ErrMalformed)
+	}
 	switch {
 	case n.view.ID == 0:
 		if m.Next.Contains(n.self) {
