@@ -41,10 +41,13 @@ func TestNewRefusesBadArguments(t *testing.T) {
 	cfg := testConfig()
 	v := View{ID: 1, Members: []peer.Member{{ID: 1}, {ID: 2}}}
 	for name, err := range map[string]error{
-		"self outside":  func() error { _, err := New(cfg, peer.Member{ID: 3}, v); return err }(),
-		"wrong inc":     func() error { _, err := New(cfg, peer.Member{ID: 1, Incarnation: 1}, v); return err }(),
-		"view id 0":     func() error { _, err := New(cfg, peer.Member{ID: 1}, View{Members: v.Members}); return err }(),
-		"duplicate":     func() error { _, err := New(cfg, peer.Member{ID: 1}, View{ID: 1, Members: []peer.Member{{ID: 1}, {ID: 1}}}); return err }(),
+		"self outside": func() error { _, err := New(cfg, peer.Member{ID: 3}, v); return err }(),
+		"wrong inc":    func() error { _, err := New(cfg, peer.Member{ID: 1, Incarnation: 1}, v); return err }(),
+		"view id 0":    func() error { _, err := New(cfg, peer.Member{ID: 1}, View{Members: v.Members}); return err }(),
+		"duplicate": func() error {
+			_, err := New(cfg, peer.Member{ID: 1}, View{ID: 1, Members: []peer.Member{{ID: 1}, {ID: 1}}})
+			return err
+		}(),
 		"no contacts":   func() error { _, err := NewJoiner(cfg, peer.Member{ID: 3}, nil); return err }(),
 		"self contact":  func() error { _, err := NewJoiner(cfg, peer.Member{ID: 3}, []peer.ID{3}); return err }(),
 		"none contact":  func() error { _, err := NewJoiner(cfg, peer.Member{ID: 3}, []peer.ID{peer.None}); return err }(),
