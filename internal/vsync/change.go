@@ -65,7 +65,9 @@ func (n *Node) maybePropose() {
 	}
 	var parts []peer.ID
 	for _, m := range n.view.Members {
-		if n.plant.ignoreFaulty || !n.faulty.Contains(m.ID) {
+		// A member whose newer incarnation asks to join has restarted:
+		// the old one will never promise.
+		if (n.plant.ignoreFaulty || !n.faulty.Contains(m.ID)) && !n.replaced(m) {
 			parts = append(parts, m.ID)
 		}
 	}
@@ -176,6 +178,17 @@ func (n *Node) stepPrepare(m Message) error {
 	}
 	n.promised = m.Ballot
 	n.pause()
+	if m.From != n.self.ID {
+		// Defer to the proposer we promised: a ballot of our own would
+		// only preempt it. Two members that both believe they are the
+		// acting proposer (each holds the other faulty, and verdicts are
+		// final) would otherwise duel forever; this way the last one
+		// promised runs a full round.
+		n.proposeTick = max(n.proposeTick, n.now+uint64(n.cfg.ChangeTimeoutTicks))
+		if n.prop != nil && n.prop.ballot.Less(m.Ballot) {
+			n.prop = nil
+		}
+	}
 	reply := Message{Type: MsgPromise, To: m.From, View: m.View, Ballot: m.Ballot, Digest: n.ord.Digest()}
 	if n.accepted != nil {
 		reply.AcceptedBallot, reply.Value = n.acceptedBallot, n.accepted
@@ -286,11 +299,8 @@ func (n *Node) buildValue(p *proposal) (*Value, bool) {
 			break
 		}
 	}
-	replaced := func(m peer.Member) bool {
-		return slices.ContainsFunc(n.joins, func(j peer.Member) bool { return j.ID == m.ID && j.Incarnation > m.Incarnation })
-	}
 	for _, m := range n.view.Members {
-		if slices.Contains(p.participants, m.ID) && !slices.Contains(n.leaves, m) && !replaced(m) {
+		if slices.Contains(p.participants, m.ID) && !slices.Contains(n.leaves, m) && !n.replaced(m) {
 			v.Next.Members = append(v.Next.Members, m)
 		}
 	}
@@ -303,6 +313,11 @@ func (n *Node) buildValue(p *proposal) (*Value, bool) {
 		return nil, false // everyone leaves: refused, the last members stay
 	}
 	return v, true
+}
+
+// replaced reports whether a newer incarnation of m asks to join.
+func (n *Node) replaced(m peer.Member) bool {
+	return slices.ContainsFunc(n.joins, func(j peer.Member) bool { return j.ID == m.ID && j.Incarnation > m.Incarnation })
 }
 
 // checkValue checks a value proposed for the change of the current view.

@@ -564,7 +564,7 @@ func (n *Node) install(next View) error {
 	n.ord, n.det, n.faulty, n.detResetTick = ord, det, peer.Set{}, n.now
 	n.delivered = make([]uint64, len(next.Members))
 	n.promised, n.acceptedBallot, n.accepted, n.pendingAccept = Ballot{}, Ballot{}, nil, nil
-	n.decided, n.prop, n.fetch, n.pausedTick = nil, nil, nil, 0
+	n.decided, n.prop, n.fetch, n.pausedTick, n.proposeTick = nil, nil, nil, 0, 0
 	n.joins = slices.DeleteFunc(n.joins, func(j peer.Member) bool {
 		cur, ok := next.Member(j.ID)
 		return ok && cur.Incarnation >= j.Incarnation
@@ -586,7 +586,7 @@ func (n *Node) install(next View) error {
 // HasReady reports whether Ready has anything to hand out.
 func (n *Node) HasReady() bool {
 	return len(n.out) > 0 || len(n.deliveries) > 0 || len(n.viewChanges) > 0 || len(n.transfers) > 0 ||
-		len(n.chunks) > 0 || (n.stopOut != nil && !n.stopTaken) || (n.ord != nil && n.ord.HasReady())
+		len(n.chunks) > 0 || (n.stopOut != nil && !n.stopTaken) || (n.stopped == nil && n.ord != nil && n.ord.HasReady())
 }
 
 // drainOrder moves the order instance's output out: messages wrapped for

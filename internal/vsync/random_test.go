@@ -142,11 +142,12 @@ func (r *randomRun) step(faults bool) {
 			h.collect(hn)
 		}
 	case x < 98:
-		// A stopped (excluded or departed) process comes back as a new
-		// incarnation.
+		// A stopped (excluded or departed) or crashed process comes
+		// back as a new incarnation; a crashed member may still be in
+		// the view, and is replaced.
 		for _, id := range h.ids() {
 			hn := h.nodes[id]
-			if !hn.crashed && hn.n.Stopped() != nil {
+			if hn.crashed || hn.n.Stopped() != nil {
 				if cs := r.contacts(id); len(cs) > 0 {
 					_ = h.join(id, cs)
 				}
