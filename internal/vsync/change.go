@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/chorus-project/chorus/internal/invariant"
 	"github.com/chorus-project/chorus/internal/order"
 	"github.com/chorus-project/chorus/internal/peer"
 )
@@ -357,7 +358,7 @@ func (n *Node) stepAccept(m Message) error {
 	}
 	n.promised = m.Ballot
 	n.pause()
-	if _, err := n.ord.Missing(m.Value.Cut); err != nil {
+	if _, err := n.ord.Missing(m.Value.Cut); err != nil && m.Value.Next.Contains(n.self) {
 		return fmt.Errorf("vsync: accept %s: %w", m.Ballot, err)
 	}
 	n.pendingAccept = &pendingAccept{ballot: m.Ballot, value: m.Value, from: m.From}
@@ -375,7 +376,13 @@ func (n *Node) progressAccept() {
 		n.pendingAccept = nil
 		return
 	}
-	if !n.holdsCut(pa.value) {
+	if _, err := n.ord.Missing(pa.value.Cut); err != nil {
+		// Only a member the value excludes gets here (stepAccept refused
+		// the others): it kept delivering past the cut while it was
+		// left out of the round that built the value. Its vote is still
+		// a vote; it will not install the view, so it needs no cut.
+		invariant.Check(!pa.value.Next.Contains(n.self), "vsync: accepting a value whose cut is below our deliveries")
+	} else if !n.holdsCut(pa.value) {
 		return
 	}
 	n.pendingAccept = nil

@@ -155,7 +155,11 @@ func (h *harness) live() []*hnode {
 	return out
 }
 
-func (h *harness) printf(format string, args ...any) { fmt.Fprintf(h.out, format, args...) }
+func (h *harness) printf(format string, args ...any) {
+	if h.out != nil {
+		fmt.Fprintf(h.out, format, args...)
+	}
+}
 
 // join starts a new incarnation of id (one above the last) joining via
 // contacts.
