@@ -24,6 +24,7 @@ const (
 	propTotalOrder    = "total order"
 	propFIFO          = "reliable fifo"
 	propLiveness      = "liveness"
+	propSelfDelivery  = "self delivery"
 )
 
 func violation(prop, format string, args ...any) string {
@@ -38,6 +39,7 @@ func checkHistory(h *harness, converged bool) []string {
 	vs = append(vs, checkDeliveries(h.hist)...)
 	vs = append(vs, checkVirtualSynchrony(h.hist)...)
 	vs = append(vs, checkTotalOrder(h.hist)...)
+	vs = append(vs, checkSelfDelivery(h.hist)...)
 	if converged {
 		vs = append(vs, checkConverged(h)...)
 	}
@@ -272,5 +274,39 @@ func checkConverged(h *harness) []string {
 			vs = append(vs, violation(propLiveness, "%s is in %s, live processes are %v", hn.proc.member, v, want))
 		}
 	}
+	return vs
+}
+
+// checkSelfDelivery: a process that sent m in V and went on to install
+// V+1 applied m in V (its own message is in its digest, so in the cut).
+func checkSelfDelivery(hist *history) []string {
+	var vs []string
+	for _, p := range hist.procs {
+		if !p.restored {
+			continue
+		}
+		moved := map[uint64]bool{}
+		for i := 0; i+1 < len(p.installs); i++ {
+			if p.installs[i+1].ID == p.installs[i].ID+1 {
+				moved[p.installs[i].ID] = true
+			}
+		}
+		var mine map[msgKey]bool
+		for k := range hist.sends {
+			if k.sender != p.member.ID || !moved[k.view] {
+				continue
+			}
+			if mine == nil {
+				mine = map[msgKey]bool{}
+				for _, r := range p.node.state {
+					mine[r.key()] = true
+				}
+			}
+			if !mine[k] {
+				vs = append(vs, violation(propSelfDelivery, "%s sent %s.%d in view %d and left it without applying it", p.member, k.sender, k.seq, k.view))
+			}
+		}
+	}
+	slices.Sort(vs)
 	return vs
 }

@@ -204,6 +204,7 @@ var plantNames = map[string]func(*plants){
 	"ignore-faulty":         func(p *plants) { p.ignoreFaulty = true },
 	"skip-fourth":           func(p *plants) { p.skipFourth = true },
 	"hide-second-view":      func(p *plants) { p.hideSecondView = true },
+	"skip-own-first":        func(p *plants) { p.skipOwnFirst = true },
 }
 
 func scriptInit(t *testing.T, td *datadriven.TestData) *harness {

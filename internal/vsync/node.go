@@ -82,6 +82,7 @@ type plants struct {
 	ignoreFaulty        bool // a proposer never excludes a faulty or silent member
 	skipFourth          bool // odd ranks do not hand out seq 4 of any sender
 	hideSecondView      bool // view 2 is installed but not reported
+	skipOwnFirst        bool // a member does not hand out its own seq 1
 }
 
 // Node is the vsync core of one member (one incarnation of a process). It is
@@ -678,6 +679,8 @@ func (n *Node) emit(d Delivery) {
 	switch {
 	case n.plant.duplicate && d.Seq == 2:
 		n.deliveries = append(n.deliveries, d)
+	case n.plant.skipOwnFirst && d.Seq == 1 && d.Sender == n.self.ID:
+		return
 	case n.plant.skipFourth && d.Seq == 4 && n.rankOf(n.self.ID)%2 == 1:
 		return
 	case n.plant.corrupt && d.Seq == 3:

@@ -26,6 +26,7 @@ func TestPlantedBugsCaught(t *testing.T) {
 		{"no-quorum", propAgreement},
 		{"skip-fourth", propFIFO},
 		{"hide-second-view", propViewSequence},
+		{"skip-own-first", propSelfDelivery},
 		// ignore-accepted needs a coordinator that crashes after a
 		// decision reached only itself: testdata/planted_ignore_accepted.txt.
 	} {
