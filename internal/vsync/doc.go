@@ -15,9 +15,13 @@
 //     local input; Step for every message from a peer (decoded with
 //     DecodeMessage, From and To set from the envelope, kind WireKind);
 //     Tick at a fixed interval (every timeout is counted in ticks).
-//  2. When HasReady, take rd := Ready(). Nothing needs to be persisted: the
-//     model is crash-stop, and a process that restarts comes back as a new
-//     incarnation (peer.Member.Incarnation+1) through NewJoiner.
+//  2. When HasReady, take rd := Ready(). Nothing needs to be persisted by
+//     the core: the model is crash-stop, and a process that restarts comes
+//     back as a new incarnation through NewJoiner. The shell must never
+//     reuse an incarnation (it persists a counter, or derives it from
+//     something that only grows): the Paxos acceptor state is volatile,
+//     and a restarted process answering under its old incarnation could
+//     break agreement. A joiner may Send before its restore is done.
 //  3. Send rd.Messages, each to its To, best effort: the protocol
 //     tolerates loss, duplication and reordering.
 //  4. Apply rd.Deliveries and rd.ViewChanges merged by view: every
