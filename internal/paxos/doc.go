@@ -18,6 +18,9 @@
 //     rd.HardState (if not nil), and fsync, all BEFORE any message of rd is
 //     sent. Writing them atomically is best; if not, in this order, since a
 //     HardState must never name a commit index the disk does not hold.
+//     The commit index may lag on disk: a HardState whose Promised is
+//     unchanged may go unwritten when nothing else needs persisting (a
+//     restarted member learns the commit again); Promised never may.
 //     (Refinement of "Entries[0] replaces everything at its slot and after":
 //     EntriesFrom also expresses a pure truncation, with no entries.)
 //     Every Promise and Accepted in rd.Messages is a claim that this state

@@ -59,9 +59,9 @@ type member struct {
 	cutRand    *rand.Rand
 	cutClone   *vfs.Mem
 
-	// savedHS is the hard state of the member's last Save that returned
-	// without error and without a power cut: durable by node.Disk's
-	// contract, so every later start must restore at least it.
+	// savedHS is what the member's last Save that returned without error
+	// and without a power cut made durable (node.Disk.DurableHardState), so
+	// every later start must restore at least it.
 	savedHS paxos.HardState
 
 	tickEverySteps int64 // this member's clock rate (drift)
@@ -262,9 +262,7 @@ func (w *world) handleReady(m *member) {
 			w.diskError(m, "handle ready", err)
 			return
 		}
-		if rd.HardState != nil {
-			m.savedHS = *rd.HardState
-		}
+		m.savedHS = m.disk.DurableHardState()
 		for _, rs := range reads {
 			if req, ok := m.pendingReads[string(rs.Ctx)]; ok {
 				delete(m.pendingReads, string(rs.Ctx))
