@@ -288,3 +288,33 @@ func TestDiskPartialReadyDropsNothing(t *testing.T) {
 	defer d.Close()
 	sameEntries(t, rec.Restored.Entries, []paxos.Entry{old[0], rewrite[0], rewrite[1], old[3]})
 }
+
+// TestDiskDefersCommitOnlyHardState: a Ready that only advances the commit
+// costs no fsync, a promise always does, and a restart restores at least
+// the durable hard state.
+func TestDiskDefersCommitOnlyHardState(t *testing.T) {
+	fs := vfs.NewMem()
+	d, _ := openDisk(t, fs)
+	hs := paxos.HardState{Promised: paxos.Ballot{Round: 1, Leader: 1}, Commit: 0}
+	save(t, d, paxos.Ready{HardState: &hs, EntriesFrom: 1, Entries: entries(1, 3, 1)})
+	last := d.log.LastIndex()
+	commitOnly := paxos.HardState{Promised: hs.Promised, Commit: 3}
+	save(t, d, paxos.Ready{HardState: &commitOnly})
+	if d.log.LastIndex() != last {
+		t.Fatal("a commit-only hard state was written")
+	}
+	if d.DurableHardState() != hs {
+		t.Fatalf("durable %v, want %v", d.DurableHardState(), hs)
+	}
+	promise := paxos.HardState{Promised: paxos.Ballot{Round: 2, Leader: 3}, Commit: 3}
+	save(t, d, paxos.Ready{HardState: &promise})
+	if d.log.LastIndex() != last+1 || d.DurableHardState() != promise {
+		t.Fatal("a new promise was not written")
+	}
+	d.Close()
+	d, rec := openDisk(t, fs)
+	defer d.Close()
+	if rec.Restored.HardState != promise {
+		t.Fatalf("restored %v, want %v", rec.Restored.HardState, promise)
+	}
+}
