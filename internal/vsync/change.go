@@ -46,7 +46,9 @@ func (n *Node) changeWanted() bool {
 	if !n.plant.ignoreFaulty && n.faulty.Len() > 0 {
 		return true
 	}
-	if len(n.leaves) > 0 || len(n.joins) > 0 && len(n.view.Members) < n.cfg.MembersMax {
+	// Leaves alone wait while the last restored member could not leave
+	// (see buildValue), or the group would change views in a loop.
+	if len(n.leaves) > 0 && n.now >= n.leavesDeferTick || len(n.joins) > 0 && len(n.view.Members) < n.cfg.MembersMax {
 		return true
 	}
 	return n.ord.Paused() && n.now-n.pausedTick >= uint64(n.cfg.ChangeTimeoutTicks)
@@ -190,7 +192,7 @@ func (n *Node) stepPrepare(m Message) error {
 			n.prop = nil
 		}
 	}
-	reply := Message{Type: MsgPromise, To: m.From, View: m.View, Ballot: m.Ballot, Digest: n.ord.Digest()}
+	reply := Message{Type: MsgPromise, To: m.From, View: m.View, Ballot: m.Ballot, Digest: n.ord.Digest(), Restored: n.xfer.restored}
 	if n.accepted != nil {
 		reply.AcceptedBallot, reply.Value = n.acceptedBallot, n.accepted
 	}
@@ -305,13 +307,31 @@ func (n *Node) buildValue(p *proposal) (*Value, bool) {
 			v.Next.Members = append(v.Next.Members, m)
 		}
 	}
+	// The next view must keep a member that holds the application
+	// state, since joiners restore theirs from one. If every restored
+	// participant leaves, the lowest-ranked one stays (first in the
+	// view, as in its old rank order); its leave waits for the next
+	// change. (If no participant is restored, the state is already gone
+	// with the members that held it; nothing can bring it back.)
+	if !slices.ContainsFunc(v.Next.Members, func(m peer.Member) bool { return p.promises[m.ID].Restored }) {
+		for _, id := range p.participants {
+			if p.promises[id].Restored {
+				m, _ := n.view.Member(id)
+				n.leavesDeferTick = n.now + uint64(n.cfg.ChangeTimeoutTicks)
+				v.Next.Members = append([]peer.Member{m}, v.Next.Members...)
+				slices.SortFunc(v.Next.Members, func(a, b peer.Member) int { return n.rankOf(a.ID) - n.rankOf(b.ID) })
+				break
+			}
+		}
+	}
+	if len(v.Next.Members) == 0 {
+		m, _ := n.view.Member(p.participants[0])
+		v.Next.Members = append(v.Next.Members, m)
+	}
 	for _, j := range n.joins {
 		if len(v.Next.Members) < n.cfg.MembersMax && v.Next.Rank(j.ID) < 0 {
 			v.Next.Members = append(v.Next.Members, j)
 		}
-	}
-	if len(v.Next.Members) == 0 {
-		return nil, false // everyone leaves: refused, the last members stay
 	}
 	return v, true
 }

@@ -26,6 +26,7 @@ func AppendMessage(dst []byte, m Message) []byte {
 	case MsgPromise:
 		appendBallot(w, m.Ballot)
 		appendDigest(w, m.Digest)
+		w.Bool(m.Restored)
 		w.Bool(m.Value != nil)
 		if m.Value != nil {
 			appendBallot(w, m.AcceptedBallot)
@@ -143,6 +144,7 @@ func DecodeMessage(p []byte, lim Limits) (Message, error) {
 	case MsgPromise:
 		m.Ballot = readBallot(r)
 		m.Digest = readDigest(r, lim.MembersMax)
+		m.Restored = r.Bool()
 		if r.Bool() {
 			m.AcceptedBallot = readBallot(r)
 			m.Value = readValue(r, lim.MembersMax)

@@ -24,7 +24,7 @@ func sampleMessages() []Message {
 		{Type: MsgOrder, View: 2, Order: data},
 		{Type: MsgLiveness, View: 2, Live: liveness.Message{Type: liveness.PingReq, Subject: 3}},
 		{Type: MsgPrepare, View: 2, Ballot: b},
-		{Type: MsgPromise, View: 2, Ballot: b, Digest: order.Digest{Received: []uint64{1, 2, 3}, Ordered: 2}},
+		{Type: MsgPromise, View: 2, Ballot: b, Digest: order.Digest{Received: []uint64{1, 2, 3}, Ordered: 2}, Restored: true},
 		{Type: MsgPromise, View: 2, Ballot: b, Digest: order.Digest{Received: []uint64{1, 2, 3}}, AcceptedBallot: Ballot{Round: 4, Proposer: 1}, Value: v},
 		{Type: MsgReject, View: 2, Ballot: b},
 		{Type: MsgAccept, View: 2, Ballot: b, Value: v},

@@ -137,8 +137,10 @@ const (
 	// MsgPrepare is phase 1 of the change of View with Ballot; it also
 	// starts the flush: the receiver pauses its order instance.
 	MsgPrepare
-	// MsgPromise answers a Prepare: Digest (what the member holds), and
-	// the value it accepted last (AcceptedBallot, Value), if any.
+	// MsgPromise answers a Prepare: Digest (what the member holds),
+	// Restored (whether it holds the application state: a joiner does
+	// not until its transfer is done), and the value it accepted last
+	// (AcceptedBallot, Value), if any.
 	MsgPromise
 	// MsgReject answers a Prepare or Accept of a ballot below the one
 	// promised (Ballot is the promised one).
@@ -200,6 +202,7 @@ type Message struct {
 
 	Ballot         Ballot       // prepare, promise, reject, accept, accepted
 	Digest         order.Digest // promise
+	Restored       bool         // promise: the member holds the application state
 	AcceptedBallot Ballot       // promise
 	Value          *Value       // promise (if accepted), accept, decide
 

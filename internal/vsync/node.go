@@ -122,6 +122,9 @@ type Node struct {
 
 	leaving   bool
 	leaveTick uint64
+	// leavesDeferTick: leaves start no change before this tick (set when
+	// the last restored member had to stay).
+	leavesDeferTick uint64
 
 	// Joiner.
 	contacts    []peer.ID

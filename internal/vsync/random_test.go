@@ -15,6 +15,7 @@ import (
 var (
 	seedFlag  = flag.Uint64("vsync.seed", 0, "run only this seed of TestRandomized")
 	seedsFlag = flag.Int("vsync.seeds", 0, "number of seeds of TestRandomized (0: 30 with -short, 150 without)")
+	seedBase  = flag.Uint64("vsync.seedbase", 0, "TestRandomized runs seeds seedbase+1 to seedbase+seeds")
 )
 
 // randomRun is one seeded history: founders, then steps of sends, message
@@ -159,6 +160,27 @@ func (r *randomRun) step(faults bool) {
 	}
 }
 
+// restartStrandedJoiners gives a joiner whose contacts are all gone (left,
+// excluded, crashed) a new incarnation with live contacts, as an operator
+// would: a joiner only knows the addresses it was given.
+func (r *randomRun) restartStrandedJoiners() {
+	for _, hn := range r.h.live() {
+		if len(hn.proc.installs) > 0 {
+			continue
+		}
+		stranded := true
+		for _, c := range hn.n.contacts {
+			if o := r.h.nodes[c]; o != nil && !o.crashed && o.n.Stopped() == nil && len(o.proc.installs) > 0 {
+				stranded = false
+			}
+		}
+		if cs := r.contacts(hn.id); stranded && len(cs) > 0 {
+			hn.crashed, hn.proc.crashed = true, true
+			_ = r.h.join(hn.id, cs)
+		}
+	}
+}
+
 // run plays steps with faults, heals, and stabilizes.
 func (r *randomRun) run(steps int) []string {
 	for range steps {
@@ -168,7 +190,15 @@ func (r *randomRun) run(steps int) []string {
 	for range steps / 4 {
 		r.step(false)
 	}
-	_, r.settled = r.h.stabilize(3000)
+	// Leaves requested under faults complete now, so a joiner's contacts
+	// may go away while the group settles: restart stranded joiners
+	// between stabilization rounds.
+	for range 3 {
+		if _, r.settled = r.h.stabilize(1000); r.settled {
+			break
+		}
+		r.restartStrandedJoiners()
+	}
 	return checkHistory(r.h, true)
 }
 
@@ -185,7 +215,7 @@ func seeds(t *testing.T) []uint64 {
 	}
 	out := make([]uint64, n)
 	for i := range out {
-		out[i] = uint64(i + 1)
+		out[i] = *seedBase + uint64(i+1)
 	}
 	return out
 }
