@@ -79,15 +79,19 @@
 //     participants; at least a majority of V, or it does nothing). An
 //     acceptor that has not promised a higher ballot pauses its order
 //     instance (no more sending or delivery; receipt and retransmission go
-//     on) and answers with its order.Digest and the value it accepted
-//     last, if any. The proposer needs a promise from every participant: a
+//     on) and answers with its order.Digest, whether it holds the
+//     application state (a joiner does not until its restore is done),
+//     and the value it accepted last, if any. The proposer needs a promise from every participant: a
 //     participant found faulty meanwhile, or silent for ChangeTimeoutTicks
 //     (it may lag in an older view), is dropped from them.
 //   - The value. If a promise carries an accepted value, the one with the
 //     highest ballot is proposed again (it may have been chosen). Otherwise
 //     the value is {next view, cut, holders}: the next view keeps the
 //     participants in rank order minus leavers and members replaced by a
-//     newer incarnation, then appends the joiners; the cut is
+//     newer incarnation (but never all of the members that hold the
+//     application state: the lowest-ranked of them stays, and leaves
+//     alone start no change for ChangeTimeoutTicks), then appends the
+//     joiners; the cut is
 //     order.MaxDigest of the participants' digests; holders name, per
 //     sender rank and for the global order, a participant that holds the
 //     cut's part.
@@ -96,7 +100,10 @@
 //     (then from every member, every RetryTicks), adds it with order.Add,
 //     and only then answers Accepted. So a chosen value's cut is held by a
 //     majority, and a later proposer that adopts an accepted value finds
-//     its cut held by at least the acceptor that reported it. A
+//     its cut held by at least the acceptor that reported it. The one
+//     exception is a member the value excludes that delivered past its
+//     cut (it kept delivering while a round it was left out of built the
+//     value): it accepts at once, since it will not install the view. A
 //     participant found faulty during phase 2 restarts the ballot.
 //   - Decide. With a majority of V accepting, the proposer sends Decide to
 //     every member of V and of the next view. A member that installed a
@@ -104,9 +111,12 @@
 //     a Prepare of the old view with that Decide; a member that sees
 //     traffic of a later view from a member of its own asks it with a
 //     zero-ballot Prepare (a query), so a lost Decide is recovered.
-//   - Preemption. A Reject (a higher ballot was promised) makes a proposer
-//     step back for RetryTicks × (rank+1) ticks, so that two members that
-//     both believe they are acting do not preempt each other forever.
+//   - Preemption. Two members may both believe they are the acting
+//     proposer (each holds the other faulty, and verdicts are final). A
+//     member that promises another member's ballot therefore starts none
+//     of its own for ChangeTimeoutTicks, and a Reject (a higher ballot was
+//     promised) makes a proposer step back for RetryTicks × (rank+1)
+//     ticks, so that one of them runs a whole round.
 //
 // # Flush and install
 //
@@ -182,8 +192,8 @@
 //	liveness:          uvarint length, a liveness message (liveness' format)
 //	prepare, reject,
 //	accepted:          ballot
-//	promise:           ballot; digest; 1 byte: 1 if a value follows; then
-//	                   accepted ballot and value
+//	promise:           ballot; digest; 1 byte: 1 if restored; 1 byte: 1
+//	                   if a value follows, then accepted ballot and value
 //	accept:            ballot; value
 //	decide:            value
 //	fetch:             refs (at most Limits.RefsMax); range count (same
