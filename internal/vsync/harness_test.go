@@ -48,6 +48,8 @@ type harness struct {
 	stats map[string]int
 	// lose, if set, drops the messages it returns true for.
 	lose func(Message) bool
+	// errLog, if set, sees every Step error.
+	errLog func(string)
 }
 
 type hnode struct {
@@ -318,6 +320,9 @@ func (h *harness) deliver(m Message) bool {
 	}
 	if err := hn.n.Step(m); err != nil {
 		h.stats["step error"]++
+		if h.errLog != nil {
+			h.errLog(fmt.Sprintf("%s: %v", m.Type, err))
+		}
 		if h.trace {
 			h.printf("%s: step %s: %v\n", hn.id, m.Type, err)
 		}

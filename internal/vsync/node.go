@@ -386,6 +386,11 @@ func (n *Node) stepLiveness(m Message) error {
 		return nil
 	}
 	lm := m.Live
+	if m.View != n.view.ID && (lm.Type == liveness.PingReq || lm.Type == liveness.IndirectAck) {
+		// About a subject of the sender's view, which is not ours: the
+		// sender has already heard from us (Step), nothing more to do.
+		return nil
+	}
 	lm.From, lm.To = m.From, m.To
 	if err := n.det.Step(lm); err != nil {
 		return fmt.Errorf("vsync: %w", err)
