@@ -585,7 +585,7 @@ func (n *Node) install(next View) error {
 	if n.plant.reinstall {
 		n.viewChanges = append(n.viewChanges, ViewChange{View: n.view, Rank: n.rankOf(n.self.ID)})
 	}
-	n.sessions = slices.DeleteFunc(n.sessions, func(s *session) bool { return next.Rank(s.joiner) < 0 })
+	n.sessions = slices.DeleteFunc(n.sessions, func(s *session) bool { return !next.Contains(s.member) })
 	if first && !n.xfer.restored {
 		n.startTransfer()
 	}

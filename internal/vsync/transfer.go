@@ -50,6 +50,7 @@ const chunkAckCancel = ^uint64(0)
 // session is a donor's side of one state transfer.
 type session struct {
 	joiner   peer.ID
+	member   peer.Member // the joiner's incarnation: a restarted joiner is another transfer
 	transfer uint64
 	reqView  uint64
 	posSet   bool
@@ -116,7 +117,7 @@ func (n *Node) stepChunk(m Message) {
 	if t.joinView == 0 {
 		return
 	}
-	if t.restored || m.From != t.donor || m.Transfer != t.attempt {
+	if t.restored || m.From != t.donor || m.Transfer != t.attempt || m.View != t.joinView {
 		// A donor of an attempt given up on: tell it to stop.
 		n.send(Message{Type: MsgChunkAck, To: m.From, View: m.View, Transfer: m.Transfer, Index: chunkAckCancel})
 		return
@@ -168,14 +169,15 @@ func (n *Node) stepTransferRequest(m Message) {
 	if n.view.ID == 0 || !n.xfer.restored || m.View > n.view.ID || n.rankOf(m.From) < 0 || m.Transfer == 0 {
 		return
 	}
+	member, _ := n.view.Member(m.From)
 	i := slices.IndexFunc(n.sessions, func(s *session) bool { return s.joiner == m.From })
 	if i >= 0 {
-		if n.sessions[i].transfer >= m.Transfer {
+		if s := n.sessions[i]; s.member == member && s.reqView == m.View && s.transfer >= m.Transfer {
 			return // a duplicate or an old attempt
 		}
 		n.sessions = slices.Delete(n.sessions, i, i+1)
 	}
-	n.sessions = append(n.sessions, &session{joiner: m.From, transfer: m.Transfer, reqView: m.View, progress: n.now})
+	n.sessions = append(n.sessions, &session{joiner: m.From, member: member, transfer: m.Transfer, reqView: m.View, progress: n.now})
 	n.transfers = append(n.transfers, TransferInstruction{Joiner: m.From, Transfer: m.Transfer, View: n.view.ID})
 }
 
