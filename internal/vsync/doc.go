@@ -148,7 +148,9 @@
 // itself, starting with the coordinator. A donor must be restored and have
 // installed the joiner's first view; it emits a TransferInstruction, and
 // the position of the snapshot is fixed when that Ready is handed out: the
-// donor's view and, per sender, the highest seq delivered in it. The
+// donor's view and, per sender, the highest seq delivered in it (for a
+// donor that itself restored from another, merged with that donor's
+// position, which its state also covers). The
 // shell streams the bytes with SendChunk; the core keeps at most
 // TransferWindowChunks unacknowledged chunks, retransmits them every
 // RetryTicks, and numbers attempts. The chunk data passes through the core

@@ -188,13 +188,37 @@ func (n *Node) fillPositions() {
 		if s.posSet {
 			continue
 		}
-		s.posSet, s.posView = true, n.view.ID
-		for r, seq := range n.delivered {
-			if seq > 0 {
-				s.pos = append(s.pos, order.Ref{Sender: n.view.Members[r].ID, Seq: seq})
+		s.posSet = true
+		s.posView, s.pos = n.position()
+	}
+}
+
+// position is what this member's application state covers: every view
+// before the returned one, and in it each sender's seqs up to the refs.
+// That is what it delivered, and, at a member that restored its state
+// from a donor, also what that donor's position covered (the restored
+// state holds messages this member's order instance may deliver later,
+// and will skip).
+func (n *Node) position() (uint64, []order.Ref) {
+	t := &n.xfer
+	if t.posSet && t.posView > n.view.ID {
+		return t.posView, slices.Clone(t.pos)
+	}
+	var pos []order.Ref
+	for r, seq := range n.delivered {
+		id := n.view.Members[r].ID
+		if t.posSet && t.posView == n.view.ID {
+			for _, p := range t.pos {
+				if p.Sender == id {
+					seq = max(seq, p.Seq)
+				}
 			}
 		}
+		if seq > 0 {
+			pos = append(pos, order.Ref{Sender: id, Seq: seq})
+		}
 	}
+	return n.view.ID, pos
 }
 
 // SendChunk sends the next chunk of the state snapshot of transfer to
