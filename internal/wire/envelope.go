@@ -15,7 +15,8 @@ const Version uint8 = 1
 //
 //	0x0000-0x00ff  reserved (the transport's hello and keep-alive are frames, not envelopes)
 //	0x0100-0x01ff  paxos
-//	0x0200-0x02ff  group communication: order 0x0210, liveness 0x0220, vsync 0x0230-0x023f
+//	0x0200-0x02ff  group communication: order 0x0210, liveness 0x0220, vsync 0x0230-0x023f,
+//	               the group package 0x0240-0x024f
 //	0x0300-0x0fff  replication modes
 //	0x1000-0xffff  tests and applications
 type Kind uint16
