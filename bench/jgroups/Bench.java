@@ -18,7 +18,7 @@
 //   case (each sender's REPORT follows its data in FIFO order), so it multicasts
 //   READY; when rank 0 delivered three READYs, no message of the case is left in
 //   flight anywhere and the next case starts. After the last case rank 0 multicasts
-//   END and everyone exits 0.
+//   END; every member answers BYE and exits 0 once it delivered all three BYEs.
 // Any view other than the three members, a stall, or an exception exits non-zero.
 
 import java.io.File;
@@ -42,7 +42,7 @@ public final class Bench extends ReceiverAdapter {
     static final String GROUP = "chorus-bench";
 
     // Message types, the first payload byte.
-    static final byte DATA = 1, START = 2, STOP = 3, REPORT = 4, READY = 5, END = 6;
+    static final byte DATA = 1, START = 2, STOP = 3, REPORT = 4, READY = 5, END = 6, BYE = 7;
     // DATA header: type, case, sender rank, sender's nanoTime at send.
     static final int DATA_HEADER_BYTES = 1 + 4 + 1 + 8;
 
@@ -210,10 +210,13 @@ public final class Bench extends ReceiverAdapter {
 
     @Override
     public void viewAccepted(View v) {
+        log("view " + v);
         if (ending) {
+            // A member that delivered every BYE may exit before the last BYE reaches
+            // this one; END was delivered, so the results are complete.
+            events.add(new Event(BYE, -1, -1, null, null));
             return;
         }
-        log("view " + v);
         if (formedView == null) {
             if (v.size() == MEMBERS) {
                 myRank = v.getMembers().indexOf(channel.getAddress());
@@ -295,7 +298,11 @@ public final class Bench extends ReceiverAdapter {
             return;
         }
         case END:
+            ending = true; // from here on members leave: view changes are expected
             events.add(new Event(END, -1, -1, null, null));
+            return;
+        case BYE:
+            events.add(new Event(BYE, -1, b.get(), null, null));
             return;
         default:
             throw new IllegalArgumentException("unknown message type " + type);
@@ -404,6 +411,7 @@ public final class Bench extends ReceiverAdapter {
         Map<Integer, Map<Integer, Report>> reports = new HashMap<>();
         Map<Integer, Integer> readies = new HashMap<>();
         long stopAtNs = 0;
+        int byes = 0;
         long lastProgressNs = System.nanoTime();
         if (myRank == 0) {
             sendStart(0);
@@ -481,9 +489,17 @@ public final class Bench extends ReceiverAdapter {
                 break;
             }
             case END:
-                ending = true;
-                channel.close();
-                return 0;
+                multicast(new byte[] {BYE, (byte) myRank});
+                break;
+            case BYE:
+                // Every member sends BYE after it delivered END, so once all BYEs are
+                // here nobody can mistake this member's exit for a failure. Exit
+                // without JChannel.close: a leave waits for a coordinator that may
+                // already be gone.
+                if (e.rank < 0 || ++byes == MEMBERS) {
+                    return 0;
+                }
+                break;
             default:
                 throw new IllegalStateException("unexpected event " + e.type);
             }
