@@ -353,13 +353,12 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	for {
 		base := c.pick(cl)
 		retry, wait, err := c.attempt(ctx, base, cl, sess, out)
-		if !retry {
+		if !retry || cl.target != "" {
+			// A call to one named member is not retried elsewhere.
 			return err
 		}
 		lastErr = err
-		if cl.target == "" {
-			c.failed(base)
-		}
+		c.failed(base)
 		wait = max(wait, backoff)
 		backoff = min(2*backoff, backoffMax)
 		t := time.NewTimer(wait)

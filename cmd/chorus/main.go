@@ -42,6 +42,10 @@ func run(ctx context.Context, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "chorus:", err)
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	var usage usageError
 	if errors.As(err, &usage) || isCobraUsage(err) {
 		return exitUsage
@@ -65,6 +69,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(), newDemoCmd(), newSimCmd())
+	root.AddCommand(newServerCmd(), newKVCmd(), newNSCmd(), newMembersCmd(), newStatusCmd())
 	return root
 }
 
