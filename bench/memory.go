@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,7 +75,7 @@ func procStatus(pid int) (rssKiB, hwmKiB int64, err error) {
 	return parseStatus(f, pid)
 }
 
-func parseStatus(f *os.File, pid int) (rssKiB, hwmKiB int64, err error) {
+func parseStatus(f io.Reader, pid int) (rssKiB, hwmKiB int64, err error) {
 	sc := bufio.NewScanner(f)
 	found := 0
 	for sc.Scan() {
