@@ -3,6 +3,7 @@ package group
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/chorus-project/chorus/internal/order"
@@ -121,8 +122,17 @@ type Config struct {
 	// process that restarts, and every other process, joins through
 	// Contacts. (Bootstrapping twice makes two groups with one ID.)
 	Bootstrap bool
+	// Founders, instead of Bootstrap, start a new group with several
+	// processes at once: each founder Joins with the same Founders (IDs,
+	// addresses and incarnations) and with its own entry's Incarnation,
+	// and the group's first view holds them all. As with Bootstrap, a
+	// process founds a group once: a restarted founder joins through
+	// Contacts. A founder that starts late finds the group moved on
+	// without it, is told it was excluded, and rejoins as a new
+	// incarnation with state transfer.
+	Founders []Member
 	// Contacts are members to join through (ID and address), tried in
-	// turn. Required unless Bootstrap.
+	// turn. Required unless Bootstrap or Founders.
 	Contacts []Member
 	// Incarnation, if not zero, is this process's incarnation. It must be
 	// higher than that of every earlier life of the process. Zero derives
@@ -160,18 +170,38 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("%w: Config.Host is nil", ErrConfig)
 	case c.GroupID == 0:
 		return fmt.Errorf("%w: Config.GroupID must not be 0", ErrConfig)
-	case !c.Bootstrap && len(c.Contacts) == 0:
-		return fmt.Errorf("%w: Config.Contacts is empty and Bootstrap is not set", ErrConfig)
+	case !c.Bootstrap && len(c.Founders) == 0 && len(c.Contacts) == 0:
+		return fmt.Errorf("%w: Config.Contacts is empty and neither Bootstrap nor Founders is set", ErrConfig)
+	case c.Bootstrap && len(c.Founders) > 0:
+		return fmt.Errorf("%w: Config.Bootstrap and Config.Founders are exclusive", ErrConfig)
 	case c.TickInterval < 0, c.SendQueueMax < 0, c.QueriesPendingMax < 0, c.SpoolMemoryBytesMax < 0,
 		c.JoinAttemptsMax < 0, c.AddrGossipTicks < 0:
 		return fmt.Errorf("%w: a negative TickInterval, SendQueueMax, QueriesPendingMax, SpoolMemoryBytesMax, JoinAttemptsMax or AddrGossipTicks", ErrConfig)
 	}
-	for _, m := range c.Contacts {
+	for _, m := range append(slices.Clone(c.Contacts), c.Founders...) {
 		if m.ID == 0 || m.Addr == "" {
-			return fmt.Errorf("%w: Config.Contacts: member %d with address %q", ErrConfig, m.ID, m.Addr)
+			return fmt.Errorf("%w: Config.Contacts or Founders: member %d with address %q", ErrConfig, m.ID, m.Addr)
 		}
 		if len(m.Addr) > addrBytesMax {
-			return fmt.Errorf("%w: Config.Contacts: address of member %d over %d bytes", ErrConfig, m.ID, addrBytesMax)
+			return fmt.Errorf("%w: Config.Contacts or Founders: address of member %d over %d bytes", ErrConfig, m.ID, addrBytesMax)
+		}
+	}
+	if len(c.Founders) > 0 {
+		i := slices.IndexFunc(c.Founders, func(m Member) bool { return m.ID == c.Host.cfg.ID })
+		switch {
+		case i < 0:
+			return fmt.Errorf("%w: Config.Founders does not hold this host (%d)", ErrConfig, c.Host.cfg.ID)
+		case c.Founders[i].Incarnation == 0 || c.Founders[i].Incarnation != c.Incarnation:
+			return fmt.Errorf("%w: a founder's Config.Incarnation (%d) must equal its non-zero entry in Founders (%d)",
+				ErrConfig, c.Incarnation, c.Founders[i].Incarnation)
+		}
+		ids := make([]MemberID, len(c.Founders))
+		for j, m := range c.Founders {
+			ids[j] = m.ID
+		}
+		slices.Sort(ids)
+		if len(slices.Compact(ids)) != len(c.Founders) {
+			return fmt.Errorf("%w: Config.Founders names a member twice", ErrConfig)
 		}
 	}
 	if c.TickInterval == 0 {

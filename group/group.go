@@ -115,7 +115,7 @@ func Join(ctx context.Context, cfg Config, h Handler) (*Group, error) {
 		addrs:   map[MemberID]string{cfg.Host.cfg.ID: cfg.Host.Addr()},
 		queries: make(map[queryID]*pendingQuery),
 	}
-	for _, c := range cfg.Contacts {
+	for _, c := range append(slices.Clone(cfg.Contacts), cfg.Founders...) {
 		if c.ID != cfg.Host.cfg.ID {
 			g.learn(c.ID, c.Addr)
 		}
@@ -149,9 +149,16 @@ func (g *Group) start(incarnation uint64) error {
 	g.incarnation = incarnation
 	self := peer.Member{ID: peer.ID(g.host.cfg.ID), Incarnation: peer.Incarnation(incarnation)}
 	var err error
-	if g.cfg.Bootstrap && g.attempts == 0 {
+	switch {
+	case g.cfg.Bootstrap && g.attempts == 0:
 		g.node, err = vsync.New(g.cfg.VSync, self, vsync.View{ID: 1, Members: []peer.Member{self}})
-	} else {
+	case len(g.cfg.Founders) > 0 && g.attempts == 0:
+		initial := vsync.View{ID: 1}
+		for _, f := range g.cfg.Founders {
+			initial.Members = append(initial.Members, peer.Member{ID: peer.ID(f.ID), Incarnation: peer.Incarnation(f.Incarnation)})
+		}
+		g.node, err = vsync.New(g.cfg.VSync, self, initial)
+	default:
 		g.node, err = vsync.NewJoiner(g.cfg.VSync, self, g.contactIDs())
 	}
 	if err != nil {
@@ -173,6 +180,9 @@ func (g *Group) contactIDs() []peer.ID {
 		add(m.ID)
 	}
 	for _, c := range g.cfg.Contacts {
+		add(c.ID)
+	}
+	for _, c := range g.cfg.Founders {
 		add(c.ID)
 	}
 	return ids

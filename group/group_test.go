@@ -247,3 +247,36 @@ func TestBadInput(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, func() bool { return len(ms[0].app.snapshotEntries()) == 1 }, "delivery after bad input")
 }
+
+func TestFounders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hosts := []*Host{newHost(t, 1), newHost(t, 2), newHost(t, 3)}
+	var founders []Member
+	for _, h := range hosts {
+		founders = append(founders, Member{ID: h.ID(), Addr: h.Addr(), Incarnation: 5})
+	}
+	// Founders 1 and 2 start; 3 starts late, after the others excluded it.
+	var ms []*member
+	for _, h := range hosts[:2] {
+		app := newLogApp()
+		g := joinMember(t, ctx, h, false, nil, app, func(c *Config) { c.Founders, c.Incarnation = founders, 5 })
+		ms = append(ms, &member{host: h, g: g, app: app})
+	}
+	if v := ms[0].g.View(); v.ID != 1 || len(v.Members) != 3 {
+		t.Fatalf("founder's first view %+v, want view 1 of 3", v)
+	}
+	sendAll(t, ms, 30, Total)
+	waitFor(t, 20*time.Second, func() bool { return len(ms[0].g.View().Members) == 2 }, "the absent founder excluded")
+	app := newLogApp()
+	g := joinMember(t, ctx, hosts[2], false, nil, app, func(c *Config) { c.Founders, c.Incarnation = founders, 5 })
+	all := append(ms, &member{host: hosts[2], g: g, app: app})
+	waitFor(t, 20*time.Second, func() bool { return equalLogs(all, 60) }, "the late founder rejoined with the state")
+	if app.restores != 1 {
+		t.Fatalf("restores = %d, want 1", app.restores)
+	}
+	bad := Config{Host: newHost(t, 4), GroupID: 1, Founders: founders, Incarnation: 5}
+	if _, err := Join(ctx, bad, newLogApp()); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a founder list without this host: %v", err)
+	}
+}
