@@ -116,8 +116,11 @@ func WriteComparisons(w io.Writer, cs []Comparison, results []Result) error {
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2fx\t%.2fx\t%.2fx\t\n",
 			c.Workload, c.Clients, b.OpsPerSec, b.P50Ms, b.P99Ms, o.OpsPerSec, o.P50Ms, o.P99Ms, c.OpsRatio, c.P50Ratio, c.P99Ratio)
 	}
-	fmt.Fprintf(tw, "(ratios are %s / %s)\t\n", other, base)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "ratios are %s / %s: ops/s above 1 and latency below 1 favour %s\n", other, base, other)
+	return err
 }
 
 // WriteMemory prints one line per member.
