@@ -208,13 +208,23 @@ func decodeOps(r *wire.Reader, cfg Config, left int, branch string) ([]Op, int, 
 	for i := range ops {
 		op := &ops[i]
 		op.Type = OpType(r.Uint8())
+		field := "key"
 		op.Key = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax))
-		op.End = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax))
-		op.Value = nilIfEmpty(r.LenBytes(cfg.ValueBytesMax))
+		if r.Err() == nil {
+			field = "end"
+			op.End = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax))
+		}
+		if r.Err() == nil {
+			field = "value"
+			op.Value = nilIfEmpty(r.LenBytes(cfg.ValueBytesMax))
+		}
+		if r.Err() == nil {
+			field = "limit or prevkv"
+		}
 		limit := r.Uvarint()
 		op.PrevKV = r.Bool()
 		if err := r.Err(); err != nil {
-			return nil, 0, decodeErr(ErrBadRequest, fmt.Sprintf("%s[%d]", branch, i), err)
+			return nil, 0, decodeErr(ErrBadRequest, fmt.Sprintf("%s[%d].%s", branch, i, field), err)
 		}
 		if limit > math.MaxInt32 {
 			return nil, 0, fmt.Errorf("%w: %s[%d]: limit %d out of range", ErrBadRequest, branch, i, limit)

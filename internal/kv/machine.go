@@ -103,9 +103,9 @@ func (m *Machine) Apply(index uint64, cmd []byte) []byte {
 	if client != 0 {
 		if s := m.sessions.get(client); s != nil {
 			switch {
-			case seq == s.seq:
+			case seq == s.seq && !plant.noDedup:
 				return slices.Clone(s.resp)
-			case seq < s.seq:
+			case seq < s.seq && !plant.noDedup:
 				return EncodeResponse(Response{
 					Code:    CodeStaleSession,
 					Message: fmt.Sprintf("seq %d of client %d is below its last applied seq %d", seq, client, s.seq),
@@ -205,10 +205,6 @@ func (m *Machine) createNamespace(index uint64, req Request) Response {
 	spec := req.Spec
 	if spec.Name == "" {
 		spec.Name = req.Namespace
-	}
-	if req.Namespace != "" && req.Namespace != spec.Name {
-		return Response{Code: CodeBadRequest, Index: index,
-			Message: fmt.Sprintf("namespace %q differs from spec name %q", req.Namespace, spec.Name)}
 	}
 	if err := validateSpec(spec); err != nil {
 		return errResponse(index, err)

@@ -104,7 +104,9 @@ func (ns *namespace) put(key, value []byte, index uint64) (it *item, prev item, 
 		prev = *it
 		ns.bytes += uint64(len(buf)) - it.size()
 		it.buf = buf
-		it.version++
+		if !plant.noVersionBump {
+			it.version++
+		}
 		it.mod = index
 		return it, prev, true
 	}

@@ -129,7 +129,9 @@ func (m *Machine) runTxn(index uint64, ns *namespace, txn Txn) Response {
 			res.Deleted = uint64(len(doomed))
 		}
 		if tooLarge {
-			m.rollback()
+			if !plant.noRollback {
+				m.rollback()
+			}
 			return Response{Code: CodeTooLarge, Index: index, Message: fmt.Sprintf(
 				"%s: the previous key-values asked for exceed ResponseBytesMax (%d bytes); nothing was changed",
 				branchOp(succeeded, i), m.cfg.ResponseBytesMax)}

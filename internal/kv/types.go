@@ -37,8 +37,8 @@ type Request struct {
 	Session Session
 	Kind    RequestKind
 	// Namespace names the namespace of a Txn, DeleteNamespace or
-	// DescribeNamespace. For CreateNamespace it may be empty or equal to
-	// Spec.Name; the encoding keeps Spec.Name only.
+	// DescribeNamespace. For CreateNamespace the name is Spec.Name, or
+	// Namespace when Spec.Name is empty (the encoding keeps one name).
 	Namespace string
 	// Spec is the namespace to create (KindCreateNamespace).
 	Spec NamespaceSpec
