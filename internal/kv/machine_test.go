@@ -369,11 +369,11 @@ func TestTxnAtomicity(t *testing.T) {
 
 func TestVersions(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.createNS("t")                    // 1
-	h.put("t", "k", "a")               // 2
-	h.put("t", "k", "b")               // 3
-	h.put("t", "other", "x")           // 4
-	h.put("t", "k", "c")               // 5
+	h.createNS("t")          // 1
+	h.put("t", "k", "a")     // 2
+	h.put("t", "k", "b")     // 3
+	h.put("t", "other", "x") // 4
+	h.put("t", "k", "c")     // 5
 	if got := kvString(h.get("t", "k")); got != "k=c v3 c2 m5" {
 		t.Fatal(got)
 	}
