@@ -229,6 +229,14 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// TickIntervalOrDefault is TickInterval, or its default when zero.
+func (c Config) TickIntervalOrDefault() time.Duration {
+	if c.TickInterval == 0 {
+		return 10 * time.Millisecond
+	}
+	return c.TickInterval
+}
+
 // PayloadBytesMax is the largest payload Send and Query accept, and the
 // largest reply, under cfg's vsync configuration: one byte of every
 // multicast payload is the group layer's.
