@@ -46,7 +46,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("chorus: %s (%d): %s", e.Code, e.HTTPStatus, e.Message)
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.HTTPStatus, e.Message)
 }
 
 // Is matches the sentinels by code: a missing key is both ErrKeyNotFound and
