@@ -70,6 +70,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(), newDemoCmd(), newSimCmd())
 	root.AddCommand(newServerCmd(), newKVCmd(), newNSCmd(), newMembersCmd(), newStatusCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
 
