@@ -23,6 +23,7 @@
 
 import java.io.File;
 import java.nio.ByteBuffer;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -43,8 +44,9 @@ public final class Bench extends ReceiverAdapter {
 
     // Message types, the first payload byte.
     static final byte DATA = 1, START = 2, STOP = 3, REPORT = 4, READY = 5, END = 6, BYE = 7;
-    // DATA header: type, case, sender rank, sender's nanoTime at send.
-    static final int DATA_HEADER_BYTES = 1 + 4 + 1 + 8;
+    // DATA header: type, case, sender rank, sender's nanoTime at send, and the
+    // machine's real-time clock at send in microseconds (see realtimeMicros).
+    static final int DATA_HEADER_BYTES = 1 + 4 + 1 + 8 + 8;
 
     /** A case of the run: message size, who sends, and whether it is reported. */
     static final class Case {
@@ -66,7 +68,8 @@ public final class Bench extends ReceiverAdapter {
         long delivered;
         long elapsedNs;
         long sent;
-        Histogram latency;
+        Histogram latency;      // the member's own messages: send -> own delivery
+        Histogram crossLatency; // every message: send -> this member's delivery, real-time clock
     }
 
     /**
@@ -191,6 +194,7 @@ public final class Bench extends ReceiverAdapter {
     long windowStartNs;
     Report closedWindow; // figures of the window closed by the last STOP
     Histogram ownLatency = new Histogram();
+    Histogram crossLatency = new Histogram();
 
     // The sender of the current case.
     volatile boolean sending;
@@ -245,10 +249,12 @@ public final class Bench extends ReceiverAdapter {
             int c = b.getInt();
             int r = b.get();
             long sentNs = b.getLong();
+            long sentRealtimeUs = b.getLong();
             if (c != currentCase || !windowOpen) {
                 return; // a leftover of a warm-up or an earlier case: never counted
             }
             windowDelivered++;
+            crossLatency.record((realtimeMicros() - sentRealtimeUs) * 1000);
             if (r == myRank) {
                 // Same JVM, so the same nanoTime origin: send -> own delivery.
                 ownLatency.record(System.nanoTime() - sentNs);
@@ -261,6 +267,7 @@ public final class Bench extends ReceiverAdapter {
             windowOpen = true;
             windowDelivered = 0;
             ownLatency = new Histogram();
+            crossLatency = new Histogram();
             windowStartNs = System.nanoTime();
             events.add(new Event(START, c, -1, null, null));
             return;
@@ -276,6 +283,7 @@ public final class Bench extends ReceiverAdapter {
             rep.delivered = windowDelivered;
             rep.elapsedNs = System.nanoTime() - windowStartNs;
             rep.latency = ownLatency;
+            rep.crossLatency = crossLatency;
             closedWindow = rep;
             events.add(new Event(STOP, c, -1, null, null));
             return;
@@ -288,6 +296,7 @@ public final class Bench extends ReceiverAdapter {
             rep.elapsedNs = b.getLong();
             rep.sent = b.getLong();
             rep.latency = Histogram.readFrom(b);
+            rep.crossLatency = Histogram.readFrom(b);
             events.add(new Event(REPORT, c, r, rep, null));
             return;
         }
@@ -328,10 +337,11 @@ public final class Bench extends ReceiverAdapter {
     }
 
     void sendReport(int c, Report rep) throws Exception {
-        ByteBuffer b = ByteBuffer.allocate(1 + 4 + 1 + 3 * 8 + 4 + Histogram.BUCKETS * 10);
+        ByteBuffer b = ByteBuffer.allocate(1 + 4 + 1 + 3 * 8 + 2 * (4 + Histogram.BUCKETS * 10));
         b.put(REPORT).putInt(c).put((byte) myRank);
         b.putLong(rep.delivered).putLong(rep.elapsedNs).putLong(rep.sent);
         rep.latency.writeTo(b);
+        rep.crossLatency.writeTo(b);
         byte[] out = new byte[b.position()];
         System.arraycopy(b.array(), 0, out, 0, out.length);
         multicast(out);
@@ -353,7 +363,7 @@ public final class Bench extends ReceiverAdapter {
                     // A fresh buffer per message: JGroups keeps it for retransmission.
                     byte[] p = new byte[sizeBytes];
                     ByteBuffer b = ByteBuffer.wrap(p);
-                    b.put(DATA).putInt(c).put((byte) rank).putLong(System.nanoTime());
+                    b.put(DATA).putInt(c).put((byte) rank).putLong(System.nanoTime()).putLong(realtimeMicros());
                     channel.send(new Message(null, null, p));
                     n++;
                     sentCount = n;
@@ -509,6 +519,9 @@ public final class Bench extends ReceiverAdapter {
     void summarize(int caseId, Map<Integer, Report> got) {
         Case k = cases.get(caseId);
         double minRate = Double.MAX_VALUE;
+        // Send -> delivery at every member, approximated per quantile by the slowest
+        // member's (the per-message maximum would need every message's timestamps).
+        double allP50Ms = 0, allP99Ms = 0;
         Histogram lat = new Histogram();
         long sent = 0;
         StringBuilder detail = new StringBuilder();
@@ -521,13 +534,19 @@ public final class Bench extends ReceiverAdapter {
             double rate = rep.delivered / (rep.elapsedNs / 1e9);
             minRate = Math.min(minRate, rate);
             lat.merge(rep.latency);
+            allP50Ms = Math.max(allP50Ms, rep.crossLatency.quantileMs(0.50));
+            allP99Ms = Math.max(allP99Ms, rep.crossLatency.quantileMs(0.99));
             sent += rep.sent;
             counts.add(rep.delivered);
-            detail.append(String.format(Locale.ROOT, " rank%d: delivered=%d in %.3fs (%.0f/s) sent=%d own-latency-samples=%d;",
-                    r, rep.delivered, rep.elapsedNs / 1e9, rate, rep.sent, rep.latency.total));
+            detail.append(String.format(Locale.ROOT,
+                    "%n  rank%d: delivered=%d in %.3fs (%.0f/s) sent=%d own-latency samples=%d p50=%.3fms p99=%.3fms;"
+                            + " cross-process latency (real-time clock) p50=%.3fms p99=%.3fms",
+                    r, rep.delivered, rep.elapsedNs / 1e9, rate, rep.sent, rep.latency.total,
+                    rep.latency.quantileMs(0.5), rep.latency.quantileMs(0.99),
+                    rep.crossLatency.quantileMs(0.5), rep.crossLatency.quantileMs(0.99)));
         }
         String senders = k.allSend ? "all" : "one";
-        log(String.format(Locale.ROOT, "case %d %s size=%d senders=%s measured=%b:%s total sent=%d",
+        log(String.format(Locale.ROOT, "case %d %s size=%d senders=%s measured=%b:%s%n  total sent=%d",
                 caseId, order, k.sizeBytes, senders, k.measured, detail, sent));
         if (order.equals("total") && !(counts.get(0).equals(counts.get(1)) && counts.get(1).equals(counts.get(2)))) {
             // START and STOP are totally ordered with the data, so every member's window
@@ -539,10 +558,23 @@ public final class Bench extends ReceiverAdapter {
         }
         System.out.println(String.format(Locale.ROOT,
                 "{\"system\":\"jgroups\",\"order\":\"%s\",\"size\":%d,\"senders\":\"%s\","
-                        + "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+                        + "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+                        + "\"p50_all_ms\":%.3f,\"p99_all_ms\":%.3f}",
                 order, k.sizeBytes, senders, minRate, minRate * k.sizeBytes / 1e6,
-                lat.quantileMs(0.50), lat.quantileMs(0.99)));
+                lat.quantileMs(0.50), lat.quantileMs(0.99), allP50Ms, allP99Ms));
         System.out.flush();
+    }
+
+    /**
+     * The machine's real-time clock (CLOCK_REALTIME, microsecond resolution on Linux
+     * since JDK 15) in microseconds. Unlike nanoTime it has one origin for every
+     * process on the machine, so a difference across JVMs on one host is a one-way
+     * latency; it is used only for the cross-check in the log, because a clock step
+     * (NTP) during a run would skew it.
+     */
+    static long realtimeMicros() {
+        Instant t = Instant.now();
+        return t.getEpochSecond() * 1_000_000L + t.getNano() / 1000;
     }
 
     static void log(String s) {

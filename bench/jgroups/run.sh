@@ -178,7 +178,10 @@ run_order() {
 		sleep 0.5
 	done
 	pids=()
-	grep '^bench: case' "$tmp/$order-0.log" >&2 || true
+	# Rank 0's per-member detail of every case (a "bench: case" line and its
+	# indented continuation lines).
+	awk '/^bench: case/ { on = 1; print; next } on && /^  / { print; next } { on = 0 }' \
+		"$tmp/$order-0.log" >&2
 	grep -h 'WARNING' "$tmp/$order"-*.log >&2 || true
 	local n
 	n=$(grep -c '^{"system":"jgroups"' "$tmp/$order-0.log" || true)
