@@ -42,8 +42,10 @@ type MemoryResult struct {
 	Keys       int            `json:"keys"`
 	ValueBytes int            `json:"value_bytes"`
 	LoadS      float64        `json:"load_s"`
-	Before     []MemberMemory `json:"before"`
-	After      []MemberMemory `json:"after"`
+	SettleS    float64        `json:"settle_s"`
+	Before     []MemberMemory `json:"before"`     // right before the load
+	AfterLoad  []MemberMemory `json:"after_load"` // right after the last key was acknowledged
+	After      []MemberMemory `json:"after"`      // SettleS seconds later (idle)
 }
 
 func ratio(a, b float64) float64 {
@@ -126,15 +128,17 @@ func WriteComparisons(w io.Writer, cs []Comparison, results []Result) error {
 // WriteMemory prints one line per member.
 func WriteMemory(w io.Writer, ms []MemoryResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tkeys\tmember\tpid\tRSS before MiB\tRSS after MiB\tpeak RSS MiB\tdata dir MiB\t")
+	fmt.Fprintln(tw, "system\tkeys\tmember\tpid\tRSS before MiB\tRSS after load MiB\tRSS settled MiB\tpeak RSS MiB\tdata dir MiB\t")
+	mib := func(ms []MemberMemory, i int) float64 {
+		if i < len(ms) {
+			return float64(ms[i].RSSKiB) / 1024
+		}
+		return 0
+	}
 	for _, m := range ms {
 		for i, a := range m.After {
-			var before int64
-			if i < len(m.Before) {
-				before = m.Before[i].RSSKiB
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", m.System, m.Keys, a.Member, a.PID,
-				float64(before)/1024, float64(a.RSSKiB)/1024, float64(a.HWMKiB)/1024, float64(a.DataKiB)/1024)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", m.System, m.Keys, a.Member, a.PID,
+				mib(m.Before, i), mib(m.AfterLoad, i), float64(a.RSSKiB)/1024, float64(a.HWMKiB)/1024, float64(a.DataKiB)/1024)
 		}
 	}
 	return tw.Flush()

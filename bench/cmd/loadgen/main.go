@@ -55,6 +55,7 @@ type options struct {
 	etcdPIDDir      string
 	chorusPIDDir    string
 	jsonPath        string
+	settle          time.Duration
 	seed            uint64
 }
 
@@ -110,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pidDir, "pid-dir", "", "memory mode, one system: directory of the cluster script (holds m1.pid...)")
 	fs.StringVar(&o.etcdPIDDir, "etcd-pid-dir", "", "memory mode: etcd cluster directory (etcd-cluster.sh DIR)")
 	fs.StringVar(&o.chorusPIDDir, "chorus-pid-dir", "", "memory mode: chorus cluster directory (chorus-cluster.sh DIR)")
+	fs.DurationVar(&o.settle, "settle", 30*time.Second, "memory mode: idle wait after the load before the settled RSS reading")
 	fs.StringVar(&o.jsonPath, "json", "", "write the JSON report to this file (default: print it after the table)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workers' key choice")
 	if err := fs.Parse(args); err != nil {
@@ -174,6 +176,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if _, err := bench.NewKeys(o.keys, o.keyBytes); err != nil {
 		return o, fmt.Errorf("--keys/--key-bytes: %w", err)
+	}
+	if o.settle < 0 || o.settle > time.Hour {
+		return o, fmt.Errorf("--settle %v not in [0, 1h]", o.settle)
 	}
 	if o.mode == "memory" {
 		for _, s := range o.systems {
@@ -332,6 +337,23 @@ func memory(ctx context.Context, o options, d bench.Driver, keys bench.Keys, dir
 		return m, err
 	}
 	m.LoadS = time.Since(t0).Seconds()
+	afterLoad, err := bench.PIDFiles(dir)
+	if err != nil {
+		return m, err
+	}
+	if err := bench.ReadRSS(afterLoad); err != nil {
+		return m, err
+	}
+	// Both systems are Go programs: right after a load their heaps hold
+	// garbage and freed spans not yet returned to the OS. Wait idle so the
+	// settled figure is the steady state an operator would see.
+	fmt.Fprintf(stderr, "loadgen: %s: loaded in %.1f s; settling %v before reading RSS again\n", d.Name(), m.LoadS, o.settle)
+	select {
+	case <-time.After(o.settle):
+	case <-ctx.Done():
+		return m, ctx.Err()
+	}
+	m.SettleS = o.settle.Seconds()
 	after, err := bench.PIDFiles(dir)
 	if err != nil {
 		return m, err
@@ -342,7 +364,7 @@ func memory(ctx context.Context, o options, d bench.Driver, keys bench.Keys, dir
 	for i := range after {
 		after[i].DataKiB = bench.DirKiB(filepath.Join(dir, after[i].Member))
 	}
-	m.Before, m.After = before, after
+	m.Before, m.AfterLoad, m.After = before, afterLoad, after
 	return m, nil
 }
 

@@ -43,6 +43,7 @@ func TestParseFlagsBad(t *testing.T) {
 		{[]string{"--mode", "soak"}, "--mode"},
 		{[]string{"--mode", "memory", "--system", "etcd"}, "--etcd-pid-dir"},
 		{[]string{"--pid-dir", "/x", "--system", "etcd,chorus"}, "--pid-dir"},
+		{[]string{"--settle", "-1s"}, "--settle"},
 		{[]string{"extra"}, "extra"},
 	} {
 		_, err := parseFlags(c.args, io.Discard)
