@@ -3,6 +3,7 @@ package kv
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -292,13 +293,9 @@ func (s *snapReader) byte() byte {
 	if s.err != nil {
 		return 0
 	}
-	b, err := s.r.ReadByte()
-	if err != nil {
-		s.fail(err)
-		return 0
-	}
-	s.crc = crc32.Update(s.crc, castagnoli, []byte{b})
-	return b
+	var b [1]byte
+	s.full(b[:])
+	return b[0]
 }
 
 func (s *snapReader) full(p []byte) {
@@ -314,27 +311,29 @@ func (s *snapReader) full(p []byte) {
 
 // uvarint reads a canonical uvarint, as wire.Reader does.
 func (s *snapReader) uvarint() uint64 {
-	var v uint64
-	for i := 0; i < 10; i++ {
-		b := s.byte()
-		if s.err != nil {
-			return 0
-		}
-		if i == 9 && b > 1 {
-			s.fail(corrupt("varint overflows 64 bits"))
-			return 0
-		}
-		v |= uint64(b&0x7f) << (7 * i)
-		if b < 0x80 {
-			if i > 0 && b == 0 {
-				s.fail(corrupt("non-canonical varint"))
-				return 0
-			}
-			return v
-		}
+	if s.err != nil {
+		return 0
 	}
-	s.fail(corrupt("varint too long"))
-	return 0
+	p, err := s.r.Peek(binary.MaxVarintLen64)
+	if len(p) == 0 {
+		s.fail(err)
+		return 0
+	}
+	v, n := binary.Uvarint(p)
+	switch {
+	case n == 0:
+		s.fail(corrupt("truncated varint"))
+		return 0
+	case n < 0:
+		s.fail(corrupt("varint overflows 64 bits"))
+		return 0
+	case n != uvarintLen(v):
+		s.fail(corrupt("non-canonical varint"))
+		return 0
+	}
+	s.crc = crc32.Update(s.crc, castagnoli, p[:n])
+	s.r.Discard(n) // Peek returned at least n bytes
+	return v
 }
 
 // lenBytes reads a length-prefixed byte string of at most max bytes into
