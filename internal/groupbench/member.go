@@ -56,10 +56,7 @@ func (c MemberConfig) Args() []string {
 	if c.CPUProfile != "" {
 		a = append(a, "--cpuprofile", c.CPUProfile)
 	}
-	if c.LogLevel != 0 {
-		a = append(a, "--log-level", c.LogLevel.String())
-	}
-	return a
+	return append(a, "--log-level", c.LogLevel.String())
 }
 
 // ParseMemberArgs parses the command line Args produces.
