@@ -112,12 +112,15 @@ func New(cfg Config) (*Client, error) {
 
 // baseURL turns an endpoint into "http://host:port".
 func baseURL(e string) (string, error) {
-	e = strings.TrimSuffix(strings.TrimSpace(e), "/")
-	if !strings.Contains(e, "://") {
-		e = "http://" + e
+	raw := strings.TrimSpace(e)
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
 	}
-	u, err := url.Parse(e)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("%w: endpoint %q is not host:port or http://host:port", ErrNoEndpoints, e)
+	}
+	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
 		return "", fmt.Errorf("%w: endpoint %q is not host:port or http://host:port", ErrNoEndpoints, e)
 	}
 	return u.Scheme + "://" + u.Host, nil
@@ -188,6 +191,8 @@ type ScanRequest struct {
 	// Start is the first key; End the first key after the range (empty: no
 	// bound).
 	Start, End []byte
+	// Prefix selects the keys with this prefix instead of Start and End.
+	Prefix []byte
 	// Limit caps the keys returned (0: the server's maximum).
 	Limit int
 	// PageToken continues a previous scan (ScanResult.PageToken); it
@@ -203,6 +208,9 @@ func (c *Client) Scan(ctx context.Context, ns string, r ScanRequest) (ScanResult
 	}
 	if len(r.End) > 0 {
 		q.Set("end", string(r.End))
+	}
+	if len(r.Prefix) > 0 {
+		q.Set("prefix", string(r.Prefix))
 	}
 	if r.Limit != 0 {
 		q.Set("limit", strconv.Itoa(r.Limit))

@@ -169,8 +169,12 @@ type MemberList struct {
 
 // View is a group view: an id and its members in rank order.
 type View struct {
-	ID      uint64   `json:"id"`
-	Members []uint64 `json:"members"`
+	// Namespace is the active namespace whose group the view belongs to
+	// ("" for the Multi-Paxos membership, which serves every paxos
+	// namespace).
+	Namespace string   `json:"namespace,omitempty"`
+	ID        uint64   `json:"id"`
+	Members   []uint64 `json:"members"`
 	// Source says where the view comes from: "paxos" (the Multi-Paxos
 	// membership) until the group layer provides views of its own.
 	Source string `json:"source"`
@@ -196,6 +200,11 @@ type Status struct {
 	LastSlot     uint64   `json:"last_slot"`
 	SnapshotSlot uint64   `json:"snapshot_slot"`
 	Members      []uint64 `json:"members"`
+	// Digest is the hex sha256 of the member's replicated state (catalog and
+	// paxos namespaces) after DigestCommands applied commands; members at
+	// the same DigestCommands have equal digests.
+	Digest         string `json:"digest"`
+	DigestCommands uint64 `json:"digest_commands"`
 }
 
 // Health answers GET /v1/health.

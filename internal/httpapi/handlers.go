@@ -468,7 +468,9 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	st := a.srv.Status()
+	digest, commands := a.srv.Digest()
 	writeJSON(w, http.StatusOK, client.Status{
+		Digest: digest, DigestCommands: commands,
 		ID: st.ID, ClusterID: st.ClusterID, Version: a.cfg.Version, Role: st.Role, Leader: st.Leader,
 		LeaderHTTP: st.LeaderHTTP, Commit: st.Commit, Applied: st.Applied, LastSlot: st.LastSlot,
 		SnapshotSlot: st.SnapSlot, Members: nonNil(st.Members),

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/hex"
 	"io"
 	"sync"
 
@@ -32,7 +33,14 @@ const (
 // and address entries), so the ModIndex a client sees is a count of applied
 // data and catalog commands, not a log slot.
 type machine struct {
-	kv *kv.Machine
+	// kvMu guards kv: smr calls it on its goroutine, and Status asks for a
+	// digest from request goroutines. Uncontended except during a digest.
+	kvMu sync.Mutex
+	kv   *kv.Machine
+	// digestIndex and digestHex cache the digest of the state at an
+	// applied index (guarded by kvMu).
+	digestIndex uint64
+	digestHex   string
 
 	mu      sync.RWMutex
 	catalog map[string]string // namespace -> mode
@@ -48,6 +56,8 @@ func newMachine(cfg kv.Config) (*machine, error) {
 
 // Apply implements smr.StateMachine.
 func (m *machine) Apply(cmd []byte) []byte {
+	m.kvMu.Lock()
+	defer m.kvMu.Unlock()
 	var kind byte
 	if len(cmd) > 0 {
 		kind, cmd = cmd[0], cmd[1:]
@@ -62,13 +72,23 @@ func (m *machine) Apply(cmd []byte) []byte {
 }
 
 // Query implements smr.StateMachine.
-func (m *machine) Query(q []byte) []byte { return m.kv.Query(q) }
+func (m *machine) Query(q []byte) []byte {
+	m.kvMu.Lock()
+	defer m.kvMu.Unlock()
+	return m.kv.Query(q)
+}
 
 // Snapshot implements smr.StateMachine.
-func (m *machine) Snapshot(w io.Writer) error { return m.kv.Snapshot(w) }
+func (m *machine) Snapshot(w io.Writer) error {
+	m.kvMu.Lock()
+	defer m.kvMu.Unlock()
+	return m.kv.Snapshot(w)
+}
 
 // Restore implements smr.StateMachine.
 func (m *machine) Restore(r io.Reader) error {
+	m.kvMu.Lock()
+	defer m.kvMu.Unlock()
 	if err := m.kv.Restore(r); err != nil {
 		return err
 	}
@@ -98,4 +118,19 @@ func (m *machine) mode(ns string) string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.catalog[ns]
+}
+
+// digest returns the hex sha256 of the state and the count of commands it
+// covers. It costs a pass over the whole state when the state changed since
+// the last call, during which applying waits: for status pages and tests,
+// not for hot paths.
+func (m *machine) digest() (string, uint64) {
+	m.kvMu.Lock()
+	defer m.kvMu.Unlock()
+	idx := m.kv.AppliedIndex()
+	if m.digestHex == "" || m.digestIndex != idx {
+		d := m.kv.Digest()
+		m.digestHex, m.digestIndex = hex.EncodeToString(d[:]), idx
+	}
+	return m.digestHex, idx
 }

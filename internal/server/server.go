@@ -329,6 +329,12 @@ func (s *Server) Status() Status {
 	return out
 }
 
+// Digest returns the hex sha256 of this member's state (the catalog and
+// every paxos namespace) and the number of commands applied to it. Members
+// that applied the same number of commands have the same digest. It costs a
+// pass over the state when it changed since the last call.
+func (s *Server) Digest() (digest string, commands uint64) { return s.sm.digest() }
+
 // Member is one member as this server knows it.
 type Member struct {
 	ID                 uint64
