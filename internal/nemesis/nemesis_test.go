@@ -53,6 +53,20 @@ func faultDuration(t *testing.T) time.Duration {
 	return time.Duration(n * float64(time.Second))
 }
 
+// opTimeout is CHORUS_FAULT_OP_TIMEOUT_MS (default 4000): shorter makes
+// more operations end unknown, which exercises "may have happened".
+func opTimeout(t *testing.T) time.Duration {
+	s := os.Getenv("CHORUS_FAULT_OP_TIMEOUT_MS")
+	if s == "" {
+		return 4 * time.Second
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 50 || n > 60_000 {
+		t.Fatalf("CHORUS_FAULT_OP_TIMEOUT_MS=%q: want milliseconds in [50, 60000]", s)
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
 // faultSeed is CHORUS_FAULT_SEED, else the clock: the schedule is random,
 // and the seed is printed so a run's schedule can be repeated (the timing
 // of real processes cannot).
@@ -80,7 +94,7 @@ func TestFaultsPaxos(t *testing.T) {
 
 func runFaultTest(t *testing.T, mode string) {
 	dur, seed := faultDuration(t), faultSeed(t)
-	t.Logf("mode %s, %v of faults, seed %d (CHORUS_FAULT_SEED=%d repeats the schedule)", mode, dur, seed, seed)
+	t.Logf("mode %s, %v of faults, %v per operation, seed %d (CHORUS_FAULT_SEED=%d repeats the schedule)", mode, dur, opTimeout(t), seed, seed)
 	c, err := StartCluster(ClusterConfig{Binary: chorusBin, Dir: t.TempDir(), Size: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -95,10 +109,14 @@ func runFaultTest(t *testing.T, mode string) {
 	w := &Workload{
 		Endpoints: c.Endpoints(), Mode: mode, RegisterNS: "reg-" + mode, BankNS: "bank-" + mode,
 		Keys: []string{"k0", "k1", "k2", "k3", "k4"}, Accounts: []string{"a0", "a1", "a2", "a3", "a4"},
-		Initial: 100, OpTimeout: 4 * time.Second, Rec: history.NewRecorder(200_000),
+		Initial: 100, OpTimeout: opTimeout(t), Rec: history.NewRecorder(200_000),
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Setup is not checked: give it time even with a short OpTimeout.
+	short := w.OpTimeout
+	w.OpTimeout = max(short, 4*time.Second)
 	err = w.Setup(sctx)
+	w.OpTimeout = short
 	cancel()
 	if err != nil {
 		dumpLogs()
