@@ -31,7 +31,6 @@ import (
 const (
 	procEnvHelper   = "CHORUS_GROUP_HELPER"   // "1" in a child
 	procEnvID       = "CHORUS_GROUP_ID"       // the member ID
-	procEnvLife     = "CHORUS_GROUP_LIFE"     // which start of that ID (payloads name it)
 	procEnvBoot     = "CHORUS_GROUP_BOOT"     // "1": bootstrap the group
 	procEnvContacts = "CHORUS_GROUP_CONTACTS" // id=addr,id=addr
 	// procEnvPlant plants a bug in the child's application: "restore-drop"
@@ -271,7 +270,7 @@ func startProc(t *testing.T, ctx context.Context, id MemberID, life int, boot bo
 		cs = append(cs, fmt.Sprintf("%d=%s", c.ID, c.Addr))
 	}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	p.cmd.Env = append(os.Environ(), procEnvHelper+"=1", fmt.Sprintf("%s=%d", procEnvID, id), fmt.Sprintf("%s=%d", procEnvLife, life),
+	p.cmd.Env = append(os.Environ(), procEnvHelper+"=1", fmt.Sprintf("%s=%d", procEnvID, id),
 		procEnvContacts+"="+strings.Join(cs, ","))
 	if boot {
 		p.cmd.Env = append(p.cmd.Env, procEnvBoot+"=1")
