@@ -151,6 +151,9 @@ func runFaultTest(t *testing.T, mode string) {
 	}
 
 	h := w.Rec.History()
+	if os.Getenv("CHORUS_FAULT_PLANT") != "" {
+		h = plant(t, h)
+	}
 	t.Logf("%v with faults: %d kills (%d of the leader), %d restarts, %d processes started; %d ops (%.0f/s):\n%s",
 		elapsed.Round(time.Millisecond), stats.Kills, stats.LeaderKills, stats.Restarts, c.Starts(), len(h),
 		float64(len(h))/elapsed.Seconds(), history.FormatSummary(h))
@@ -187,4 +190,31 @@ func runFaultTest(t *testing.T, mode string) {
 	if okTransfers == 0 {
 		t.Errorf("no transfer succeeded: the bank checker checked nothing interesting")
 	}
+}
+
+// plant adds anomalies to a real history (CHORUS_FAULT_PLANT=1): a read of
+// k0, after everything, that returns the first value ever written to it
+// (stale unless it is the final one), and a bank read one unit short. The
+// test must then fail; this shows the real run's history reaches the
+// checkers.
+func plant(t *testing.T, h []history.Op) []history.Op {
+	end := int64(0)
+	for _, op := range h {
+		if op.Outcome != history.Unknown {
+			end = max(end, op.ReturnNs)
+		}
+	}
+	for _, op := range h {
+		if op.Kind == history.Put && op.Key == "k0" && op.Outcome == history.OK {
+			h = append(h, history.Op{ID: len(h), Process: -1, Kind: history.Get, Key: "k0", Outcome: history.OK,
+				Found: true, Result: op.Value, CallNs: end + 1, ReturnNs: end + 2})
+			t.Logf("planted: a read of k0 returning %q after the end", op.Value)
+			break
+		}
+	}
+	bal := map[string]int64{"a0": 99, "a1": 100, "a2": 100, "a3": 100, "a4": 100}
+	h = append(h, history.Op{ID: len(h), Process: -1, Kind: history.BankRead, Outcome: history.OK, Balances: bal,
+		CallNs: end + 1, ReturnNs: end + 2})
+	t.Logf("planted: a bank read summing to 499")
+	return h
 }
