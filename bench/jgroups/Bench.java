@@ -29,6 +29,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
@@ -185,6 +186,7 @@ public final class Bench extends ReceiverAdapter {
     // Set once the view of three forms; the rank is the position in that view.
     volatile int myRank = -1;
     volatile View formedView;
+    final CountDownLatch formed = new CountDownLatch(1);
     volatile boolean ending;
 
     // Counting window, guarded by this (JGroups may deliver on several threads).
@@ -225,6 +227,7 @@ public final class Bench extends ReceiverAdapter {
             if (v.size() == MEMBERS) {
                 myRank = v.getMembers().indexOf(channel.getAddress());
                 formedView = v;
+                formed.countDown();
             }
             return;
         }
@@ -393,17 +396,11 @@ public final class Bench extends ReceiverAdapter {
         System.out.println("CONNECTED " + channel.getAddress());
         System.out.flush();
 
-        long viewDeadline = System.nanoTime() + viewTimeoutNs;
-        while (formedView == null) {
-            Event e = events.poll(100, TimeUnit.MILLISECONDS);
-            if (e != null && e.failure != null) {
-                throw new IllegalStateException(e.failure);
-            }
-            if (System.nanoTime() > viewDeadline) {
-                View v = channel.getView();
-                throw new IllegalStateException("no view of " + MEMBERS + " members after "
-                        + viewTimeoutNs / 1_000_000_000L + " s; last view " + v);
-            }
+        // Wait on a latch, not on the event queue: a START may be delivered right
+        // after the view, before this thread looks, and must stay queued.
+        if (!formed.await(viewTimeoutNs, TimeUnit.NANOSECONDS)) {
+            throw new IllegalStateException("no view of " + MEMBERS + " members after "
+                    + viewTimeoutNs / 1_000_000_000L + " s; last view " + channel.getView());
         }
         log("group formed, rank " + myRank + " in " + formedView);
         System.out.println("FORMED rank=" + myRank);
