@@ -21,6 +21,8 @@ import (
 var (
 	// ErrMember: a member could not be started, stopped or reached.
 	ErrMember = errors.New("nemesis: member")
+	// ErrDiverged: members' states differ, or did not become equal in time.
+	ErrDiverged = errors.New("nemesis: members diverged")
 	// ErrNoLeader: the cluster did not agree on a leader in time.
 	ErrNoLeader = errors.New("nemesis: no leader")
 )
@@ -387,4 +389,47 @@ func (c *Cluster) LogTail(id uint64, linesMax int) string {
 		lines = lines[len(lines)-linesMax:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// WaitConverged polls until every member reports the same state digest at
+// the same number of applied commands (GET /v1/status), which must happen
+// once writes stop and the cluster is healthy. It fails at once when two
+// members report different digests at the same number of commands: their
+// states diverged.
+func (c *Cluster) WaitConverged(ctx context.Context) (string, uint64, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := "no status yet"
+	for {
+		var digest string
+		var commands uint64
+		same := true
+		for i, m := range c.Members {
+			st, err := c.Status(ctx, m.ID)
+			if err != nil {
+				same, last = false, err.Error()
+				break
+			}
+			if i == 0 {
+				digest, commands = st.Digest, st.DigestCommands
+				continue
+			}
+			if st.DigestCommands == commands && st.Digest != digest {
+				return "", 0, fmt.Errorf("%w: member %d has digest %s after %d commands, member %d has %s",
+					ErrDiverged, m.ID, st.Digest, commands, c.Members[0].ID, digest)
+			}
+			if st.DigestCommands != commands {
+				same = false
+				last = fmt.Sprintf("member %d at %d commands, member %d at %d", m.ID, st.DigestCommands, c.Members[0].ID, commands)
+			}
+		}
+		if same && digest != "" {
+			return digest, commands, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", 0, fmt.Errorf("%w: members did not reach the same state: %s: %w", ErrDiverged, last, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

@@ -150,6 +150,13 @@ func runFaultTest(t *testing.T, mode string) {
 		t.Fatalf("final reads: %v", err)
 	}
 
+	if digest, commands, err := c.WaitConverged(hctx); err != nil {
+		dumpLogs()
+		t.Errorf("after healing: %v", err)
+	} else {
+		t.Logf("members converged: digest %.16s... after %d commands on all three", digest, commands)
+	}
+
 	h := w.Rec.History()
 	if os.Getenv("CHORUS_FAULT_PLANT") != "" {
 		h = plant(t, h)
