@@ -272,7 +272,23 @@ func nilIfEmpty(p []byte) []byte {
 
 // EncodeResponse returns the canonical encoding of resp.
 func EncodeResponse(resp Response) []byte {
-	return appendResponse(nil, resp)
+	return appendResponse(make([]byte, 0, responseSizeHint(resp)), resp)
+}
+
+// responseSizeHint is about the size of resp's encoding, so that it is
+// allocated once.
+func responseSizeHint(resp Response) int {
+	n := 32 + len(resp.Message)
+	for _, res := range resp.Results {
+		n += 16
+		for _, kv := range res.KVs {
+			n += 32 + len(kv.Key) + len(kv.Value)
+		}
+		if res.PrevKV != nil {
+			n += 32 + len(res.PrevKV.Key) + len(res.PrevKV.Value)
+		}
+	}
+	return n + 64*len(resp.Namespaces)
 }
 
 func appendResponse(dst []byte, resp Response) []byte {
