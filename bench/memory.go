@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MemberMemory is one server process's memory as /proc reports it.
@@ -123,4 +124,91 @@ func DirKiB(dir string) int64 {
 		return nil
 	})
 	return total / 1024
+}
+
+// clockTicksPerSecond is USER_HZ, the unit of /proc/PID/stat times; it is
+// 100 on every Linux architecture Go supports (sysconf(_SC_CLK_TCK) needs cgo).
+const clockTicksPerSecond = 100
+
+// CPUTime returns the user plus system CPU time pid has used so far, from
+// /proc/PID/stat (pid 0: this process).
+func CPUTime(pid int) (time.Duration, error) {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("bench: cpu time: %w", err)
+	}
+	return parseStat(string(b), path)
+}
+
+// parseStat reads utime and stime (fields 14 and 15) of a /proc/PID/stat
+// line; the command name (field 2) may hold spaces and parentheses, so the
+// fields are counted from the last ')'.
+func parseStat(s, path string) (time.Duration, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: %s: no ')' in %q", path, s)
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench: %s: %d fields after the name, want at least 13", path, len(f))
+	}
+	var ticks int64
+	for _, field := range f[11:13] {
+		v, err := strconv.ParseInt(field, 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("bench: %s: cpu time %q is not a count", path, field)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
+}
+
+// CPUMeter measures the cores a set of processes and this one use between
+// Start and Stop.
+type CPUMeter struct {
+	pids     []int
+	t0       time.Time
+	servers0 time.Duration
+	self0    time.Duration
+}
+
+// NewCPUMeter meters the server processes pids (may be empty) and this process.
+func NewCPUMeter(pids []int) *CPUMeter { return &CPUMeter{pids: pids} }
+
+func (m *CPUMeter) read() (servers, self time.Duration, err error) {
+	for _, p := range m.pids {
+		d, err := CPUTime(p)
+		if err != nil {
+			return 0, 0, err
+		}
+		servers += d
+	}
+	self, err = CPUTime(0)
+	return servers, self, err
+}
+
+// Start takes the first reading.
+func (m *CPUMeter) Start() error {
+	var err error
+	m.t0 = time.Now()
+	m.servers0, m.self0, err = m.read()
+	return err
+}
+
+// Stop returns the average cores used since Start by the servers (summed)
+// and by this process.
+func (m *CPUMeter) Stop() (serverCores, selfCores float64, err error) {
+	s, self, err := m.read()
+	if err != nil {
+		return 0, 0, err
+	}
+	el := time.Since(m.t0).Seconds()
+	if el <= 0 {
+		return 0, 0, nil
+	}
+	return (s - m.servers0).Seconds() / el, (self - m.self0).Seconds() / el, nil
 }

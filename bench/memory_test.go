@@ -4,9 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -58,3 +60,44 @@ func TestPIDFilesErrors(t *testing.T) {
 		t.Errorf("PIDFiles(garbage) = %v, want ErrBadConfig", err)
 	}
 }
+
+func TestParseStat(t *testing.T) {
+	// A real line shape: the name holds a space and a ')'.
+	line := "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 9 0 100 1000 200 18446744073709551615\n"
+	d, err := parseStat(line, "test")
+	if err != nil || d != 3*time.Second {
+		t.Fatalf("parseStat = %v, %v; want 3s (300 ticks)", d, err)
+	}
+	for _, bad := range []string{"1234 no paren", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 5 0"} {
+		if _, err := parseStat(bad, "test"); err == nil {
+			t.Errorf("parseStat(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCPUMeterSelf(t *testing.T) {
+	m := NewCPUMeter([]int{os.Getpid()})
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Burn CPU until this process's own clock shows at least 50 ms used.
+	start, _ := CPUTime(0)
+	x := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		for i := range 1_000_000 {
+			x ^= i
+		}
+		if d, _ := CPUTime(0); d-start >= 50*time.Millisecond {
+			break
+		}
+	}
+	srv, self, err := m.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self <= 0 || srv <= 0 || srv > 2*float64(runtimeCPUs()) {
+		t.Fatalf("cores: server %v self %v (x=%d)", srv, self, x)
+	}
+}
+
+func runtimeCPUs() int { return runtime.NumCPU() }

@@ -89,10 +89,10 @@ func Compare(results []Result, base, other string) []Comparison {
 // WriteResults prints one line per result.
 func WriteResults(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tworkload\tclients\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tops\terrors\t")
+	fmt.Fprintln(tw, "system\tworkload\tclients\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tops\terrors\tserver cores\tloadgen cores\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%d\t\n",
-			r.System, r.Workload, r.Clients, r.OpsPerSec, r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs, r.Ops, r.Errors)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%d\t%.2f\t%.2f\t\n",
+			r.System, r.Workload, r.Clients, r.OpsPerSec, r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs, r.Ops, r.Errors, r.ServerCores, r.LoadgenCores)
 	}
 	return tw.Flush()
 }

@@ -69,20 +69,24 @@ func (w Workload) Validate() error {
 
 // Result is the measurement of one workload against one system.
 type Result struct {
-	System     string     `json:"system"`
-	Workload   string     `json:"workload"`
-	Clients    int        `json:"clients"`
-	Ops        uint64     `json:"ops"`    // operations completed inside the window
-	Errors     uint64     `json:"errors"` // failed operations inside the window
-	DurationS  float64    `json:"duration_s"`
-	OpsPerSec  float64    `json:"ops_per_s"`
-	P50Ms      float64    `json:"p50_ms"`
-	P99Ms      float64    `json:"p99_ms"`
-	P999Ms     float64    `json:"p999_ms"`
-	MaxMs      float64    `json:"max_ms"`
-	MeanMs     float64    `json:"mean_ms"`
-	ErrorFirst []string   `json:"error_samples,omitempty"`
-	Hist       *Histogram `json:"-"`
+	System    string  `json:"system"`
+	Workload  string  `json:"workload"`
+	Clients   int     `json:"clients"`
+	Ops       uint64  `json:"ops"`    // operations completed inside the window
+	Errors    uint64  `json:"errors"` // failed operations inside the window
+	DurationS float64 `json:"duration_s"`
+	OpsPerSec float64 `json:"ops_per_s"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	P999Ms    float64 `json:"p999_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	MeanMs    float64 `json:"mean_ms"`
+	// Cores used on average over the cell (warm-up and window): the servers
+	// summed, and the load generator; 0 when not measured.
+	ServerCores  float64    `json:"server_cores,omitempty"`
+	LoadgenCores float64    `json:"loadgen_cores,omitempty"`
+	ErrorFirst   []string   `json:"error_samples,omitempty"`
+	Hist         *Histogram `json:"-"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -26,6 +26,7 @@ trap cleanup EXIT
 "$here/etcd-cluster.sh" start "$dir/etcd"
 "$here/chorus-cluster.sh" start "$dir/chorus"
 echo "compare: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$dir/loadgen" --system etcd,chorus --json "$dir/report.json" "$@"
+"$dir/loadgen" --system etcd,chorus --etcd-pid-dir "$dir/etcd" --chorus-pid-dir "$dir/chorus" \
+	--json "$dir/report.json" "$@"
 echo "compare: load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "compare: JSON report in $dir/report.json" >&2

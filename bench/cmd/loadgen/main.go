@@ -108,9 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.namespace, "namespace", "bench", "chorus namespace (created as paxos if absent)")
 	fs.BoolVar(&o.preload, "preload", true, "write every key once before a system's first get or mix cell")
 	fs.IntVar(&o.preloadParallel, "preload-parallel", 8, "concurrent batched requests while preloading")
-	fs.StringVar(&o.pidDir, "pid-dir", "", "memory mode, one system: directory of the cluster script (holds m1.pid...)")
-	fs.StringVar(&o.etcdPIDDir, "etcd-pid-dir", "", "memory mode: etcd cluster directory (etcd-cluster.sh DIR)")
-	fs.StringVar(&o.chorusPIDDir, "chorus-pid-dir", "", "memory mode: chorus cluster directory (chorus-cluster.sh DIR)")
+	fs.StringVar(&o.pidDir, "pid-dir", "", "one system: the cluster script's DIR (holds m1.pid...); memory mode reads RSS there, bench mode CPU use")
+	fs.StringVar(&o.etcdPIDDir, "etcd-pid-dir", "", "etcd cluster directory (etcd-cluster.sh DIR): RSS in memory mode, CPU use in bench mode")
+	fs.StringVar(&o.chorusPIDDir, "chorus-pid-dir", "", "chorus cluster directory (chorus-cluster.sh DIR): RSS in memory mode, CPU use in bench mode")
 	fs.DurationVar(&o.settle, "settle", 30*time.Second, "memory mode: idle wait after the load before the settled RSS reading")
 	fs.StringVar(&o.jsonPath, "json", "", "write the JSON report to this file (default: print it after the table)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workers' key choice")
@@ -260,6 +260,27 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (ok bool, err
 		}
 		return ok, writeJSON(o, rep, stdout)
 	}
+	// CPU meters, for the systems whose pid directory was given.
+	meters := map[string]*bench.CPUMeter{}
+	for _, s := range o.systems {
+		dir := o.etcdPIDDir
+		if s == "chorus" {
+			dir = o.chorusPIDDir
+		}
+		if dir == "" {
+			meters[s] = bench.NewCPUMeter(nil)
+			continue
+		}
+		ms, err := bench.PIDFiles(dir)
+		if err != nil {
+			return false, err
+		}
+		var pids []int
+		for _, m := range ms {
+			pids = append(pids, m.PID)
+		}
+		meters[s] = bench.NewCPUMeter(pids)
+	}
 	preloaded := map[string]bool{}
 	for _, wl := range o.workloads {
 		for _, c := range o.clients {
@@ -274,8 +295,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (ok bool, err
 				w := bench.Workload{Kind: wl, Clients: c, Keys: keys, ValueBytes: o.valueBytes,
 					Warmup: o.warmup, Duration: o.duration, OpTimeout: o.opTimeout, Seed: o.seed}
 				fmt.Fprintf(stderr, "loadgen: %s %s clients=%d: %v warm-up, %v measured\n", s, wl, c, o.warmup, o.duration)
+				if err := meters[s].Start(); err != nil {
+					return false, err
+				}
 				r, err := bench.Run(ctx, d, w)
 				if err != nil {
+					return false, err
+				}
+				if r.ServerCores, r.LoadgenCores, err = meters[s].Stop(); err != nil {
 					return false, err
 				}
 				fmt.Fprintf(stderr, "loadgen: %s %s clients=%d: %.0f ops/s p50 %.2f ms p99 %.2f ms errors %d\n",
