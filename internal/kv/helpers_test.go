@@ -98,18 +98,6 @@ func delRangeOp(key, end string) Op {
 	return Op{Type: OpDeleteRange, Key: []byte(key), End: []byte(end)}
 }
 
-// keys lists the keys of KVs, for compact expectations.
-func keys(kvs []KeyValue) string {
-	var b bytes.Buffer
-	for i, kv := range kvs {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.Write(kv.Key)
-	}
-	return b.String()
-}
-
 func kvString(kv *KeyValue) string {
 	if kv == nil {
 		return "<nil>"
