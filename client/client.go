@@ -268,6 +268,22 @@ func (c *Client) Members(ctx context.Context) (MemberList, error) {
 	return out, err
 }
 
+// AddMember adds a member to the cluster (the leader proposes its address,
+// then the membership change). Start the new member with --join, before or
+// after this call.
+func (c *Client) AddMember(ctx context.Context, m MemberAdd) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("client: encode member: %w", err)
+	}
+	return c.do(ctx, call{method: http.MethodPost, path: "/v1/members", body: body}, nil)
+}
+
+// RemoveMember removes member id from the cluster.
+func (c *Client) RemoveMember(ctx context.Context, id uint64) error {
+	return c.do(ctx, call{method: http.MethodDelete, path: "/v1/members/" + strconv.FormatUint(id, 10)}, nil)
+}
+
 // Views lists the group views.
 func (c *Client) Views(ctx context.Context) (ViewList, error) {
 	var out ViewList

@@ -17,6 +17,7 @@ const (
 	CodeMethodNotAllowed  = "method_not_allowed"  // 405
 	CodeNamespaceExists   = "namespace_exists"    // 409
 	CodeCompareFailed     = "compare_failed"      // 409: a txn's compares did not hold
+	CodeMembership        = "membership_refused"  // 409: a membership change refused (one pending, already a member, not a member)
 	CodeTooLarge          = "too_large"           // 413: body, key, value or command over its limit
 	CodeUnavailable       = "unavailable"         // 503: no leader or no quorum; retry (Retry-After)
 	CodeInternal          = "internal"            // 500

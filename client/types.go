@@ -160,6 +160,13 @@ type Member struct {
 	Leader   bool   `json:"leader"`
 }
 
+// MemberAdd is the body of POST /v1/members.
+type MemberAdd struct {
+	ID       uint64 `json:"id"`
+	PeerAddr string `json:"peer_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
 // MemberList answers GET /v1/members.
 type MemberList struct {
 	// Leader is the leader the answering member knows (0: none).

@@ -389,6 +389,62 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("join", func(t *testing.T) {
+		// A fourth member: added through the API, started with --join and
+		// only its own HTTP address; it learns the others' through the log,
+		// catches up, serves (forwarding), and is removed again.
+		c.t = t
+		addrs, err := apitest.FreeAddrs(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.peerAddr[4], c.httpAddr[4] = addrs[0], addrs[1]
+		c.want(0, "", []string{"members", "add", "4", "--peer-addr", addrs[0], "--http-addr", addrs[1]}, "member 4 added")
+		c.want(1, "", []string{"members", "add", "4", "--peer-addr", addrs[0], "--http-addr", addrs[1]}, "membership_refused")
+		c.want(2, "", []string{"members", "add", "0", "--peer-addr", addrs[0], "--http-addr", addrs[1]})
+		args := []string{"server", "--id", "4", "--cluster-id", "9", "--data-dir", filepath.Join(c.dir, "4"), "--join",
+			"--listen-peer", addrs[0], "--listen-http", addrs[1], "--peers", c.peers + ",4=" + addrs[0],
+			"--tick-interval", "20ms", "--log-format", "json"}
+		cmd := exec.Command(c.bin, args...)
+		logf, err := os.Create(filepath.Join(c.dir, "log4"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan error, 1)
+		go func() { ch <- cmd.Wait(); logf.Close() }()
+		c.procs[4], c.exited[4] = cmd, ch
+		four, err := client.New(client.Config{Endpoints: []string{addrs[1]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r, err := four.Get(ctx, "go", []byte("after/19"))
+			if err == nil && string(r.KV.Value) == "v" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the joined member never served a read: %v\n%s", err, c.log(4))
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		st, err := four.Status(ctx, addrs[1])
+		if err != nil || len(st.Members) != 4 || st.LeaderHTTP == "" {
+			t.Errorf("joined member's status: %v %+v", err, st)
+		}
+		c.want(0, "", []string{"members", "remove", "4"}, "member 4 removed")
+		out := c.want(0, "", []string{"members", "-o", "json"})
+		var ml client.MemberList
+		if err := json.Unmarshal([]byte(out), &ml); err != nil || len(ml.Members) != 3 {
+			t.Errorf("members after removing 4: %v %s", err, out)
+		}
+		c.kill(4)
+	})
+
 	t.Run("shutdown", func(t *testing.T) {
 		// SIGTERM: graceful shutdown, exit 0.
 		for id, p := range c.procs {

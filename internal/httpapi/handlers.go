@@ -442,6 +442,41 @@ func (a *API) members(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+func (a *API) addMember(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r, w, a.cfg.BodyBytesMax)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var m client.MemberAdd
+	if err := decodeJSON(body, &m); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	_, handled, err := a.run(w, r, body, func(ctx context.Context) (kv.Response, error) {
+		return kv.Response{}, a.srv.AddMember(ctx, m.ID, m.PeerAddr, m.HTTPAddr)
+	})
+	if handled || a.failed(w, r, kv.Response{}, err) {
+		return
+	}
+	a.members(w, r)
+}
+
+func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		a.fail(w, r, badRequest("member id %q is not a non-zero integer", r.PathValue("id")))
+		return
+	}
+	_, handled, err := a.run(w, r, nil, func(ctx context.Context) (kv.Response, error) {
+		return kv.Response{}, a.srv.RemoveMember(ctx, id)
+	})
+	if handled || a.failed(w, r, kv.Response{}, err) {
+		return
+	}
+	a.members(w, r)
+}
+
 // views answers the Multi-Paxos membership as the one view until the group
 // layer provides views (its id is 0: the membership has no view ids).
 func (a *API) views(w http.ResponseWriter, r *http.Request) {

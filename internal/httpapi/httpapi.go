@@ -83,6 +83,8 @@ func New(srv *server.Server, cfg Config) *API {
 	a.mux.HandleFunc("GET /v1/ns/{ns}/scan", a.scan)
 	a.mux.HandleFunc("POST /v1/ns/{ns}/txn", a.txn)
 	a.mux.HandleFunc("GET /v1/members", a.members)
+	a.mux.HandleFunc("POST /v1/members", a.addMember)
+	a.mux.HandleFunc("DELETE /v1/members/{id}", a.removeMember)
 	a.mux.HandleFunc("GET /v1/views", a.views)
 	a.mux.HandleFunc("GET /v1/health", a.health)
 	a.mux.HandleFunc("GET /v1/status", a.status)
@@ -184,6 +186,8 @@ func mapServerError(err error) *apiError {
 		return &apiError{http.StatusBadRequest, client.CodeUnknownMode, err.Error()}
 	case errors.Is(err, server.ErrModeUnavailable):
 		return &apiError{http.StatusBadRequest, client.CodeModeUnavailable, err.Error()}
+	case errors.Is(err, server.ErrMembership):
+		return &apiError{http.StatusConflict, client.CodeMembership, err.Error()}
 	case errors.Is(err, server.ErrBadRequest):
 		return &apiError{http.StatusBadRequest, client.CodeBadRequest, err.Error()}
 	}

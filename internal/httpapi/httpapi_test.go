@@ -285,6 +285,12 @@ func TestErrors(t *testing.T) {
 		{"bad limit", "GET", "/v1/ns/app/scan?limit=-1", "", nil, 400, client.CodeBadRequest},
 		{"bad token", "GET", "/v1/ns/app/scan?page_token=***", "", nil, 400, client.CodeBadRequest},
 		{"unknown scan param", "GET", "/v1/ns/app/scan?colour=red", "", nil, 400, client.CodeBadRequest},
+		{"add member bad json", "POST", "/v1/members", `{"id":`, nil, 400, client.CodeBadRequest},
+		{"add member id 0", "POST", "/v1/members", `{"id":0,"peer_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, nil, 400, client.CodeBadRequest},
+		{"add member bad addr", "POST", "/v1/members", `{"id":9,"peer_addr":"nowhere","http_addr":"127.0.0.1:2"}`, nil, 400, client.CodeBadRequest},
+		{"add existing member", "POST", "/v1/members", `{"id":1,"peer_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, nil, 409, client.CodeMembership},
+		{"remove bad id", "DELETE", "/v1/members/x", "", nil, 400, client.CodeBadRequest},
+		{"remove non-member", "DELETE", "/v1/members/9", "", nil, 409, client.CodeMembership},
 		{"no endpoint", "GET", "/v2/things", "", nil, 404, client.CodeNotFound},
 		{"bad method", "PATCH", "/v1/ns/app/kv/k", "", nil, 405, client.CodeMethodNotAllowed},
 	} {

@@ -38,6 +38,9 @@ var (
 	ErrModeUnavailable = errors.New("server: mode not available")
 	// ErrBadRequest: input the server refuses before it reaches the log.
 	ErrBadRequest = errors.New("server: bad request")
+	// ErrMembership: a membership change the cluster refused (one is
+	// pending, the member is already in or not in the cluster).
+	ErrMembership = errors.New("server: membership change refused")
 	// ErrStopped: the server was closed or its member stopped.
 	ErrStopped = errors.New("server: stopped")
 )

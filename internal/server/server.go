@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/chorus-project/chorus/internal/kv"
@@ -285,7 +286,11 @@ func (s *Server) mapErr(err error) error {
 		if nl.Leader == 0 {
 			return fmt.Errorf("%w: no leader elected yet", ErrUnavailable)
 		}
-		return &NotLeaderError{Leader: uint64(nl.Leader), HTTPAddr: s.cfg.HTTPPeers[uint64(nl.Leader)]}
+		return &NotLeaderError{Leader: uint64(nl.Leader), HTTPAddr: s.HTTPAddrOf(uint64(nl.Leader))}
+	case errors.Is(err, smr.ErrMembership):
+		return fmt.Errorf("%w: %w", ErrMembership, err)
+	case errors.Is(err, smr.ErrInvalidConfig):
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	case errors.Is(err, smr.ErrTooLarge):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	case errors.Is(err, smr.ErrStaleRequest):
@@ -321,7 +326,7 @@ func (s *Server) Status() Status {
 		PeerAddr: s.cfg.PeerAddr, HTTPAddr: s.cfg.HTTPAddr,
 	}
 	if out.Leader != 0 {
-		out.LeaderHTTP = s.cfg.HTTPPeers[out.Leader]
+		out.LeaderHTTP = s.HTTPAddrOf(out.Leader)
 	}
 	for _, id := range st.Members {
 		out.Members = append(out.Members, uint64(id))
@@ -348,15 +353,61 @@ func (s *Server) Members() (leader uint64, members []Member) {
 	st := s.member.Status()
 	for _, id := range st.Members {
 		members = append(members, Member{
-			ID: uint64(id), PeerAddr: s.cfg.Peers[uint64(id)], HTTPAddr: s.cfg.HTTPPeers[uint64(id)],
+			ID: uint64(id), PeerAddr: s.cfg.Peers[uint64(id)], HTTPAddr: s.HTTPAddrOf(uint64(id)),
 			Leader: id == st.Leader,
 		})
 	}
 	return uint64(st.Leader), members
 }
 
-// HTTPAddrOf returns the HTTP address of member id ("" if unknown).
-func (s *Server) HTTPAddrOf(id uint64) string { return s.cfg.HTTPPeers[id] }
+// HTTPAddrOf returns the HTTP address of member id ("" if unknown): from
+// --http-peers, else as recorded through the log by AddMember.
+func (s *Server) HTTPAddrOf(id uint64) string {
+	if a, ok := s.cfg.HTTPPeers[id]; ok {
+		return a
+	}
+	return s.sm.httpAddr(id)
+}
+
+// AddMember adds member id to the cluster: the HTTP addresses of every
+// member this one knows, the new one included, go through the log first (so
+// every member can forward to it, and it to them), then smr's AddMember
+// (its peer address, then the membership change). Start the new member
+// with Join. Only the leader can; elsewhere *NotLeaderError.
+func (s *Server) AddMember(ctx context.Context, id uint64, peerAddr, httpAddr string) error {
+	if id == 0 {
+		return fmt.Errorf("%w: member id 0 is reserved", ErrBadRequest)
+	}
+	if err := checkHostPort("peer_addr", peerAddr); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	if err := checkHostPort("http_addr", httpAddr); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	book := s.sm.httpAddrBook()
+	maps.Copy(book, s.cfg.HTTPPeers)
+	book[id] = httpAddr
+	if _, err := s.member.Propose(ctx, encodeHTTPAddrs(book)); err != nil {
+		return s.mapErr(err)
+	}
+	if err := s.member.AddMember(ctx, smr.MemberID(id), peerAddr); err != nil {
+		return s.mapErr(err)
+	}
+	s.log.Info("member added", "member", id, "peer", peerAddr, "http", httpAddr)
+	return nil
+}
+
+// RemoveMember removes member id from the cluster. Only the leader can.
+func (s *Server) RemoveMember(ctx context.Context, id uint64) error {
+	if id == 0 {
+		return fmt.Errorf("%w: member id 0 is reserved", ErrBadRequest)
+	}
+	if err := s.member.RemoveMember(ctx, smr.MemberID(id)); err != nil {
+		return s.mapErr(err)
+	}
+	s.log.Info("member removed", "member", id)
+	return nil
+}
 
 // Close stops the backends and the member.
 func (s *Server) Close() error {
