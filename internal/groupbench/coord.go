@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"text/tabwriter"
@@ -142,6 +143,7 @@ func Run(ctx context.Context, c Config, launch Launcher, logw io.Writer) (result
 			mc.CPUProfile = fmt.Sprintf("%s/member-%d.pprof", c.CPUProfileDir, mc.ID)
 		}
 		mc.Tuning = c.Tuning
+		mc.LogLevel = slog.LevelWarn // connection chatter would drown the progress lines
 		p, err := launch(ctx, mc)
 		if err != nil {
 			return nil, fmt.Errorf("%w: start member %d: %w", ErrMember, mc.ID, err)
