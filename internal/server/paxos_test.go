@@ -1,0 +1,48 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/chorus-project/chorus/internal/kv"
+)
+
+// TestMachineSnapshot: the address book and the kv state survive a
+// snapshot round trip; a corrupt header is refused and changes nothing.
+func TestMachineSnapshot(t *testing.T) {
+	m, err := newMachine(kv.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := kv.EncodeRequest(kv.Request{Kind: kv.KindCreateNamespace, Spec: kv.NamespaceSpec{Name: "a", Mode: "paxos"}})
+	m.Apply(append([]byte{cmdCatalog}, create...))
+	m.Apply(encodeHTTPAddrs(map[uint64]string{4: "127.0.0.1:4", 5: "127.0.0.1:5"}))
+	if m.mode("a") != "paxos" || m.httpAddr(4) != "127.0.0.1:4" {
+		t.Fatalf("apply: mode %q, address %q", m.mode("a"), m.httpAddr(4))
+	}
+	var snap bytes.Buffer
+	if err := m.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newMachine(kv.DefaultConfig())
+	if err := r.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	d1, n1 := m.digest()
+	d2, n2 := r.digest()
+	if d1 != d2 || n1 != n2 || r.mode("a") != "paxos" || r.httpAddr(5) != "127.0.0.1:5" {
+		t.Errorf("restored machine differs: %s/%d vs %s/%d, mode %q, address %q", d1, n1, d2, n2, r.mode("a"), r.httpAddr(5))
+	}
+	for _, bad := range [][]byte{nil, {9}, {snapshotVersion, 0xff, 0xff, 0xff, 0xff, 0xff}, snap.Bytes()[:3]} {
+		e, _ := newMachine(kv.DefaultConfig())
+		if err := e.Restore(bytes.NewReader(bad)); err == nil {
+			t.Errorf("Restore(%x) accepted", bad)
+		} else if len(bad) < 3 && !errors.Is(err, errCorruptSnapshot) {
+			t.Errorf("Restore(%x) = %v, want errCorruptSnapshot", bad, err)
+		}
+		if e.mode("a") != "" || e.httpAddr(4) != "" {
+			t.Errorf("a refused restore changed the machine")
+		}
+	}
+}
