@@ -208,11 +208,13 @@ func decodeOps(r *wire.Reader, cfg Config, left int, branch string) ([]Op, int, 
 	for i := range ops {
 		op := &ops[i]
 		op.Type = OpType(r.Uint8())
+		// A range bound may be one byte over KeyBytesMax: the next page
+		// after a key of the largest size starts at that key + "\x00".
 		field := "key"
-		op.Key = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax))
+		op.Key = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax + 1))
 		if r.Err() == nil {
 			field = "end"
-			op.End = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax))
+			op.End = nilIfEmpty(r.LenBytes(cfg.KeyBytesMax + 1))
 		}
 		if r.Err() == nil {
 			field = "value"

@@ -100,8 +100,8 @@ func TestDecodeRequestErrors(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"key", txn(Txn{Then: []Op{putOp("12345", "")}}), ErrTooLarge, "then[0].key"},
-		{"end", txn(Txn{Else: []Op{rangeOp("1", "12345", 0)}}), ErrTooLarge, "else[0].end"},
+		{"key", txn(Txn{Then: []Op{putOp("123456", "")}}), ErrTooLarge, "then[0].key"}, // KeyBytesMax + 1 is a range bound
+		{"end", txn(Txn{Else: []Op{rangeOp("1", "123456", 0)}}), ErrTooLarge, "else[0].end"},
 		{"value", txn(Txn{Then: []Op{putOp("1", "12345")}}), ErrTooLarge, "then[0].value"},
 		{"compare value", txn(Txn{Compares: []Compare{{Key: []byte("k"), Value: []byte("12345")}}}), ErrTooLarge, "compare 0"},
 		{"ops", txn(Txn{Then: []Op{getOp("a"), getOp("a"), getOp("a")}}), ErrTooLarge, "then count"},

@@ -76,9 +76,11 @@
 //	          params, strictly increasing by key: { key string (<= 64), value string (<= 1024) }
 //	compare:  key bytes (<= KeyBytesMax) | target u8 | result u8 |
 //	          value bytes (<= ValueBytesMax) | version uvarint | index uvarint | exists bool
-//	op:       type u8 | key bytes (<= KeyBytesMax) | end bytes (<= KeyBytesMax) |
+//	op:       type u8 | key bytes (<= KeyBytesMax + 1) | end bytes (<= KeyBytesMax + 1) |
 //	          value bytes (<= ValueBytesMax) | limit uvarint (< 2^31) | prevkv bool
 //
+// (A range bound may be one byte longer than a key, for the page after a key
+// of the largest size; validation holds other ops to KeyBytesMax.)
 // Targets: 1 value, 2 version, 3 mod index, 4 create index, 5 exists.
 // Results: 1 ==, 2 !=, 3 <, 4 >. Op types: 1 put, 2 delete, 3 get, 4 range,
 // 5 delete-range.

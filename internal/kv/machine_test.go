@@ -209,8 +209,9 @@ func TestValidation(t *testing.T) {
 		msg  string // a substring of the message
 	}{
 		{"value over limit", txn(putOp("a", big)), CodeTooLarge, "then[0].value: wire: length over limit: byte string of 17 bytes, limit 16"},
-		{"key over limit", txn(putOp(longKey, "v")), CodeTooLarge, "limit 8"},
-		{"end over limit", txn(rangeOp("a", longKey, 0)), CodeTooLarge, "limit 8"},
+		{"key over limit", txn(putOp(longKey, "v")), CodeTooLarge, "then[0]: kv: request over a limit: key of 9 bytes, KeyBytesMax is 8"},
+		{"range key over limit", txn(rangeOp(longKey+"k", "\x00", 0)), CodeTooLarge, "then[0].key"},
+		{"end over limit", txn(rangeOp("a", longKey+"k", 0)), CodeTooLarge, "then[0].end"},
 		{"too many ops", txn(getOp("a"), getOp("a"), getOp("a"), getOp("a"), getOp("a")), CodeTooLarge, "TxnOpsMax"},
 		{"too many ops with compares", Request{Kind: KindTxn, Namespace: "t", Txn: Txn{
 			Compares: []Compare{{Key: []byte("a"), Target: TargetExists, Result: Equal}, {Key: []byte("a"), Target: TargetExists, Result: Equal}},
@@ -440,6 +441,32 @@ func TestPagination(t *testing.T) {
 			t.Fatalf("limit %d: %d keys in %d pages", limit, got, pages)
 		}
 	}
+	// Paging past a key of the largest size: the next start is one byte
+	// longer than a key may be, and that is accepted.
+	h1 := newHarness(t, Config{KeyBytesMax: 4})
+	h1.createNS("t")
+	for _, k := range []string{"aaaa", "aaab", "b"} {
+		h1.put("t", k, "v")
+	}
+	var seen []string
+	for next := []byte("a"); ; {
+		resp := h1.query(Request{Kind: KindTxn, Namespace: "t", Txn: Txn{Then: []Op{{Type: OpRange, Key: next, End: []byte("aaab\x00"), Limit: 1}}}})
+		if resp.Code != CodeOK {
+			t.Fatalf("page after %q: %s %s", next, resp.Code, resp.Message)
+		}
+		res := resp.Results[0]
+		for _, kv := range res.KVs {
+			seen = append(seen, string(kv.Key))
+		}
+		if !res.More {
+			break
+		}
+		next = append(append([]byte{}, res.KVs[0].Key...), 0)
+	}
+	if fmt.Sprint(seen) != "[aaaa aaab]" {
+		t.Fatalf("pages over long keys: %q", seen)
+	}
+
 	// The response size stops a page too, and the response stays under it.
 	h2 := newHarness(t, Config{ValueBytesMax: 1000, KeyBytesMax: 16, ResponseBytesMax: 10_000})
 	h2.createNS("t")

@@ -158,14 +158,25 @@ func validateCompare(c Compare, cfg Config) error {
 func validateOp(op Op, cfg Config) error {
 	// Range and DeleteRange may start at the empty key when they have an
 	// End (Key "" with End "\x00" is the whole namespace).
+	// Their bounds may be one byte longer than a key: the page after a key
+	// of KeyBytesMax bytes starts at that key + "\x00", and a range
+	// through it ends there.
 	ranged := op.Type == OpRange || op.Type == OpDeleteRange
-	if !(ranged && len(op.Key) == 0 && len(op.End) > 0) {
+	if ranged {
+		if len(op.Key) == 0 && len(op.End) == 0 {
+			return fmt.Errorf("%w: key is empty (use end \"\\x00\" for the whole namespace)", ErrBadRequest)
+		}
+		if len(op.Key) > cfg.KeyBytesMax+1 || len(op.End) > cfg.KeyBytesMax+1 {
+			return fmt.Errorf("%w: range bound of %d bytes, KeyBytesMax + 1 is %d",
+				ErrTooLarge, max(len(op.Key), len(op.End)), cfg.KeyBytesMax+1)
+		}
+	} else {
 		if err := validateKey("key", op.Key, cfg); err != nil {
 			return err
 		}
-	}
-	if len(op.End) > cfg.KeyBytesMax {
-		return fmt.Errorf("%w: end of %d bytes, KeyBytesMax is %d", ErrTooLarge, len(op.End), cfg.KeyBytesMax)
+		if len(op.End) > cfg.KeyBytesMax {
+			return fmt.Errorf("%w: end of %d bytes, KeyBytesMax is %d", ErrTooLarge, len(op.End), cfg.KeyBytesMax)
+		}
 	}
 	if op.Limit < 0 {
 		return fmt.Errorf("%w: negative limit %d", ErrBadRequest, op.Limit)
