@@ -188,6 +188,8 @@ type splitApp struct {
 	// plantRankZero is a planted bug: every member evaluates rank 0's
 	// share, so the merge counts that share N times and misses the rest.
 	plantRankZero bool
+	// evalStart and evalEnd bound the last query's evaluation here.
+	evalStart, evalEnd time.Time
 }
 
 func (a *splitApp) Deliver(m Message) []byte {
@@ -203,7 +205,9 @@ func (a *splitApp) Deliver(m Message) []byte {
 	if a.plantRankZero {
 		rank = 0
 	}
+	a.evalStart = time.Now()
 	sum, n, err := evalShare(a.kind, a.rd, a.items, rank, a.size)
+	a.evalEnd = time.Now()
 	if err != nil {
 		// An empty reply: the merge refuses it.
 		return nil
@@ -381,6 +385,29 @@ func (c *splitCluster) query(ctx context.Context) (uint64, error) {
 	return mergeParts(replies, len(c.items))
 }
 
+// parallelism of the last query: the members' evaluation times added up,
+// over the time from the first start to the last end (N if they all ran
+// at once at full speed, 1 if one after the other or sharing one core).
+func (c *splitCluster) parallelism() float64 {
+	var busy time.Duration
+	var first, last time.Time
+	for _, a := range c.apps {
+		a.mu.Lock()
+		busy += a.evalEnd.Sub(a.evalStart)
+		if first.IsZero() || a.evalStart.Before(first) {
+			first = a.evalStart
+		}
+		if a.evalEnd.After(last) {
+			last = a.evalEnd
+		}
+		a.mu.Unlock()
+	}
+	if !last.After(first) {
+		return 0
+	}
+	return float64(busy) / float64(last.Sub(first))
+}
+
 // whole evaluates the data set in one piece, outside the group.
 func (c *splitCluster) whole(tb testing.TB, sf *splitFile) uint64 {
 	tb.Helper()
@@ -482,7 +509,8 @@ var splitNsPerOpN1 = map[splitKind]float64{}
 // members in this process. Metrics: ns/op, speedup (ns/op at N=1 over
 // ns/op at N; only when N=1 ran first), items/member, cpu-ms/op (this
 // process's CPU time per query), odirect (io: 1 if the reads bypassed the
-// page cache).
+// page cache), parallelism (of the last query: the members' evaluation
+// times added up over the span from the first start to the last end).
 func BenchmarkSplitQuery(b *testing.B) {
 	sf := newSplitFile(b)
 	if !sf.direct {
@@ -524,6 +552,57 @@ func BenchmarkSplitQuery(b *testing.B) {
 						b.ReportMetric(base/nsPerOp, "speedup")
 					}
 					b.ReportMetric(float64(len(c.items))/float64(n), "items/member")
+					b.ReportMetric(c.parallelism(), "parallelism")
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkSplitBare is the control of BenchmarkSplitQuery: the same
+// shares evaluated by N goroutines of this process, with no group at all,
+// so the group's speed-up can be read against what the machine allows at
+// that moment (2 cores shared with whatever else runs).
+func BenchmarkSplitBare(b *testing.B) {
+	sf := newSplitFile(b)
+	for _, kind := range []splitKind{splitCPU, splitIO} {
+		items := splitItems(kind)
+		b.Run(kind.String(), func(b *testing.B) {
+			var base float64
+			for n := 1; n <= 5; n++ {
+				b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+					rds := make([]*splitReader, n)
+					if kind == splitIO {
+						for i := range rds {
+							rd, err := sf.open()
+							if err != nil {
+								b.Fatal(err)
+							}
+							defer rd.close()
+							rds[i] = rd
+						}
+					}
+					b.ResetTimer()
+					for range b.N {
+						sums := make([]uint64, n)
+						errs := make([]error, n)
+						var wg sync.WaitGroup
+						for rank := range n {
+							wg.Go(func() { sums[rank], _, errs[rank] = evalShare(kind, rds[rank], items, rank, n) })
+						}
+						wg.Wait()
+						if err := errors.Join(errs...); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StopTimer()
+					nsPerOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+					if n == 1 {
+						base = nsPerOp
+					}
+					if base > 0 {
+						b.ReportMetric(base/nsPerOp, "speedup")
+					}
 				})
 			}
 		})
