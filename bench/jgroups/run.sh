@@ -69,6 +69,16 @@ if [ -n "$missing" ]; then
 	exit 1
 fi
 
+# Two runs at once would collide on the ports (and measure each other): take turns.
+if command -v flock >/dev/null 2>&1; then
+	lock="${TMPDIR:-/tmp}/jgroups-bench-$base_port.lock"
+	exec 9>>"$lock"
+	if ! flock -n 9; then
+		echo "run.sh: another run holds $lock; waiting up to 30 min" >&2
+		flock -w 1800 9 || die "another run still holds $lock"
+	fi
+fi
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/jgroups-bench.XXXXXX")
 pids=()
 cleanup() {
