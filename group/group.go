@@ -298,25 +298,22 @@ func (g *Group) run() {
 	defer ticker.Stop()
 	g.gossip()
 	for {
+		// A full waiting list stops intake (nil channel): callers then
+		// queue in g.reqs, and beyond it get ErrBusy.
+		reqs := g.reqs
+		if len(g.waiting) >= g.cfg.SendQueueMax {
+			reqs = nil
+		}
 		select {
 		case <-g.closing:
 			g.stop(ErrClosed)
 			return
 		case env := <-g.inbox:
 			g.receive(env)
-			// Take what else has arrived before handling the Ready, so
-			// that replies and deliveries batch under load.
-			for range 256 {
-				select {
-				case env := <-g.inbox:
-					g.receive(env)
-					continue
-				default:
-				}
-				break
-			}
-		case r := <-g.reqs:
+			g.intake()
+		case r := <-reqs:
 			g.waiting = append(g.waiting, r)
+			g.intake()
 		case <-ticker.C:
 			g.ticks++
 			g.node.Tick()
@@ -327,6 +324,39 @@ func (g *Group) run() {
 		if !g.step() {
 			return
 		}
+	}
+}
+
+// intakeEnvelopesMax bounds the envelopes one intake takes before the
+// member handles its Ready: enough that replies, acknowledgements and
+// deliveries batch under load, few enough that a flood of input does not
+// hold back this member's own output for long.
+const intakeEnvelopesMax = 256
+
+// intake takes, without blocking, what else has arrived (envelopes and
+// requests) before the member handles its Ready, so that everything that
+// arrived together is served by one Ready: under load, one ordering batch,
+// one stability pass and one transport hand-off cover many messages
+// instead of one each. Requests are taken while the waiting list has room
+// (SendQueueMax); the rest stay in g.reqs.
+func (g *Group) intake() {
+	for range intakeEnvelopesMax {
+		select {
+		case env := <-g.inbox:
+			g.receive(env)
+			continue
+		default:
+		}
+		break
+	}
+	for len(g.waiting) < g.cfg.SendQueueMax {
+		select {
+		case r := <-g.reqs:
+			g.waiting = append(g.waiting, r)
+			continue
+		default:
+		}
+		break
 	}
 }
 
