@@ -143,7 +143,7 @@ run_order() {
 		log="$tmp/$order-$i.log"
 		java "${java_opts[@]}" -Dbench.port=$((base_port + i)) -cp "$tmp/classes:$jar" Bench \
 			"$tmp/$order.xml" "$order" "$((duration * 1000))" "$((warmup * 1000))" \
-			"$sizes" "$patterns" "$((view_timeout * 1000))" >"$log" 2>&1 &
+			"$sizes" "$patterns" "$((view_timeout * 1000))" >"$log" 2>&1 9>&- &
 		pid=$!
 		pids+=("$pid")
 		# Start members one after the other so they join one group instead of forming
