@@ -37,6 +37,14 @@ type Config struct {
 	// HTTPClient replaces the client's own (its Transport settings then
 	// apply instead of IdleConnsPerHostMax).
 	HTTPClient *http.Client
+	// DisableBatching sends every Put, Delete and Get in its own HTTP
+	// request. By default concurrent calls share requests (POST /v1/batch):
+	// a call that finds BatchesInFlightMax batches in flight waits for the
+	// next one, so a lone caller never waits and many callers share round
+	// trips.
+	DisableBatching bool
+	// BatchesInFlightMax bounds the batches in flight at once. Default 4.
+	BatchesInFlightMax int
 }
 
 // Client talks to a chorus cluster over its HTTP API. It is safe for
@@ -53,6 +61,8 @@ type Client struct {
 	hc        *http.Client
 	leader    atomic.Pointer[string] // base URL of the known leader
 	next      atomic.Uint64          // round robin over endpoints after failures
+
+	batch *batcher // nil with Config.DisableBatching
 
 	mu   sync.Mutex
 	free []*session // sessions with no write in flight
@@ -90,7 +100,16 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ResponseBytesMax == 0 {
 		cfg.ResponseBytesMax = 64 << 20
 	}
+	if cfg.BatchesInFlightMax < 0 {
+		return nil, fmt.Errorf("client: Config.BatchesInFlightMax must not be negative")
+	}
+	if cfg.BatchesInFlightMax == 0 {
+		cfg.BatchesInFlightMax = 4
+	}
 	c := &Client{cfg: cfg}
+	if !cfg.DisableBatching {
+		c.batch = &batcher{c: c}
+	}
 	for _, e := range cfg.Endpoints {
 		base, err := baseURL(e)
 		if err != nil {
@@ -157,18 +176,38 @@ func kvPath(ns string, key []byte) string {
 
 // Put sets key to value in namespace ns.
 func (c *Client) Put(ctx context.Context, ns string, key, value []byte, opts ...OpOption) (PutResult, error) {
+	o := options(opts)
+	s := c.takeSession()
+	defer c.putSession(s)
+	sess := s.next()
+	if c.batch != nil && len(value) <= batchValueBytesMax {
+		res, ok, err := c.batch.do(ctx, BatchOp{Namespace: ns, Type: OpPut, Key: key, Value: value, Session: sess, PrevKV: o.prevKV})
+		if ok {
+			return PutResult{Index: res.Index, PrevKV: res.PrevKV}, err
+		}
+	}
 	var out PutResult
 	q := url.Values{}
-	if options(opts).prevKV {
+	if o.prevKV {
 		q.Set("prev_kv", "true")
 	}
-	err := c.do(ctx, call{method: http.MethodPut, path: kvPath(ns, key), query: q, body: value, write: true, raw: true}, &out)
+	err := c.do(ctx, call{method: http.MethodPut, path: kvPath(ns, key), query: q, body: value, write: true, raw: true, session: sess}, &out)
 	return out, err
 }
 
 // Get reads key from namespace ns (linearizable). A missing key is an
 // *Error matching ErrKeyNotFound.
 func (c *Client) Get(ctx context.Context, ns string, key []byte) (GetResult, error) {
+	if c.batch != nil {
+		res, ok, err := c.batch.do(ctx, BatchOp{Namespace: ns, Type: OpGet, Key: key})
+		if ok {
+			out := GetResult{Index: res.Index}
+			if res.KV != nil {
+				out.KV = *res.KV
+			}
+			return out, err
+		}
+	}
 	var out GetResult
 	err := c.do(ctx, call{method: http.MethodGet, path: kvPath(ns, key)}, &out)
 	return out, err
@@ -177,12 +216,22 @@ func (c *Client) Get(ctx context.Context, ns string, key []byte) (GetResult, err
 // Delete removes key from namespace ns. Deleting a missing key succeeds with
 // Deleted 0.
 func (c *Client) Delete(ctx context.Context, ns string, key []byte, opts ...OpOption) (DeleteResult, error) {
+	o := options(opts)
+	s := c.takeSession()
+	defer c.putSession(s)
+	sess := s.next()
+	if c.batch != nil {
+		res, ok, err := c.batch.do(ctx, BatchOp{Namespace: ns, Type: OpDelete, Key: key, Session: sess, PrevKV: o.prevKV})
+		if ok {
+			return DeleteResult{Index: res.Index, Deleted: res.Deleted, PrevKV: res.PrevKV}, err
+		}
+	}
 	var out DeleteResult
 	q := url.Values{}
-	if options(opts).prevKV {
+	if o.prevKV {
 		q.Set("prev_kv", "true")
 	}
-	err := c.do(ctx, call{method: http.MethodDelete, path: kvPath(ns, key), query: q, write: true}, &out)
+	err := c.do(ctx, call{method: http.MethodDelete, path: kvPath(ns, key), query: q, write: true, session: sess}, &out)
 	return out, err
 }
 
@@ -316,6 +365,14 @@ type call struct {
 	write        bool // carries a session; retried safely
 	anyMember    bool // any member can answer: no need to look for the leader
 	target       string
+	session      string // a write's session, when the caller took one already
+}
+
+// next advances the session to its next sequence number and returns the
+// Chorus-Session value for it.
+func (s *session) next() string {
+	s.seq++
+	return strconv.FormatUint(s.client, 10) + ":" + strconv.FormatUint(s.seq, 10)
 }
 
 func (c *Client) takeSession() *session {
@@ -365,12 +422,11 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 		defer cancel()
 	}
-	var sess string
-	if cl.write {
+	sess := cl.session
+	if cl.write && sess == "" {
 		s := c.takeSession()
 		defer c.putSession(s)
-		s.seq++
-		sess = strconv.FormatUint(s.client, 10) + ":" + strconv.FormatUint(s.seq, 10)
+		sess = s.next()
 	}
 	backoff := backoffMin
 	var lastErr error

@@ -150,48 +150,56 @@ func forward(w http.ResponseWriter, r *http.Request, host string) {
 	io.Copy(w, resp.Body)
 }
 
-// TestRetryAppliesOnce: a proxy lets the first put through to the cluster
-// but drops its answer (closes the connection); the client retries with the
-// same session, and the put is applied once (version 1).
+// TestRetryAppliesOnce: a proxy lets the first write through to the
+// cluster but drops its answer (closes the connection); the client retries
+// with the same session, and the put is applied once (version 1). With
+// batching the dropped request is the batch, and the put is retried alone.
 func TestRetryAppliesOnce(t *testing.T) {
 	c := startCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	leader, _ := c.WaitLeader(ctx)
-	var dropped atomic.Bool
-	host := c.HTTPPeers[leader]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && dropped.CompareAndSwap(false, true) {
-			// Apply it, then lose the answer.
-			forward(httptest.NewRecorder(), r, host)
-			hj, _ := w.(http.Hijacker)
-			conn, _, _ := hj.Hijack()
-			conn.Close()
-			return
-		}
-		forward(w, r, host)
-	}))
-	defer srv.Close()
-	// The proxy hides Chorus-Leader, so the client keeps using it.
-	cl, err := client.New(client.Config{Endpoints: []string{srv.Listener.Addr().String()}, HTTPClient: &http.Client{Transport: &noLeaderHeader{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.CreateNamespace(ctx, client.NamespaceSpec{Name: "app", Mode: "paxos"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Put(ctx, "app", []byte("k"), []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	if !dropped.Load() {
-		t.Fatal("the proxy dropped nothing")
-	}
-	g, err := cl.Get(ctx, "app", []byte("k"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.KV.Version != 1 {
-		t.Errorf("version %d: the retried put was applied %d times", g.KV.Version, g.KV.Version)
+	for _, batching := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batching=%v", batching), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			leader, _ := c.WaitLeader(ctx)
+			var dropped atomic.Bool
+			host := c.HTTPPeers[leader]
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				write := r.Method == http.MethodPut || r.URL.Path == "/v1/batch"
+				if write && dropped.CompareAndSwap(false, true) {
+					// Apply it, then lose the answer.
+					forward(httptest.NewRecorder(), r, host)
+					hj, _ := w.(http.Hijacker)
+					conn, _, _ := hj.Hijack()
+					conn.Close()
+					return
+				}
+				forward(w, r, host)
+			}))
+			defer srv.Close()
+			// The proxy hides Chorus-Leader, so the client keeps using it.
+			cl, err := client.New(client.Config{Endpoints: []string{srv.Listener.Addr().String()},
+				HTTPClient: &http.Client{Transport: &noLeaderHeader{}}, DisableBatching: !batching})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns := fmt.Sprintf("app%v", batching)
+			if _, err := cl.CreateNamespace(ctx, client.NamespaceSpec{Name: ns, Mode: "paxos"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cl.Put(ctx, ns, []byte("k"), []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			if !dropped.Load() {
+				t.Fatal("the proxy dropped nothing")
+			}
+			g, err := cl.Get(ctx, ns, []byte("k"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.KV.Version != 1 {
+				t.Errorf("version %d: the retried put was applied %d times", g.KV.Version, g.KV.Version)
+			}
+		})
 	}
 }
 
@@ -227,10 +235,14 @@ func TestUnavailableUntilDeadline(t *testing.T) {
 // members (fsync on), b.N puts spread over a number of concurrent
 // goroutines sharing one client.
 func BenchmarkPut(b *testing.B) {
-	for _, par := range []int{1, 64} {
-		b.Run(fmt.Sprintf("clients=%d", par), func(b *testing.B) {
+	for _, bc := range []struct {
+		par      int
+		batching bool
+	}{{1, false}, {1, true}, {64, false}, {64, true}, {256, true}} {
+		par := bc.par
+		b.Run(fmt.Sprintf("clients=%d/batching=%v", par, bc.batching), func(b *testing.B) {
 			c := startCluster(b)
-			cl, err := client.New(client.Config{Endpoints: c.Endpoints()})
+			cl, err := client.New(client.Config{Endpoints: c.Endpoints(), DisableBatching: !bc.batching})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -240,3 +240,42 @@ const (
 	// it is not forwarded again.
 	HeaderForwarded = "Chorus-Forwarded"
 )
+
+// BatchOp is one operation of POST /v1/batch: a put, delete or get of one
+// key, each its own command (or read) with its own session, sharing one
+// HTTP request with the others. The client batches concurrent Put, Delete
+// and Get calls this way.
+type BatchOp struct {
+	Namespace string `json:"ns"`
+	// Type is put, delete or get.
+	Type  string `json:"type"`
+	Key   []byte `json:"key"`
+	Value []byte `json:"value,omitempty"`
+	// Session is a Chorus-Session value ("<client>:<seq>") for a put or
+	// delete; empty for none.
+	Session string `json:"session,omitempty"`
+	PrevKV  bool   `json:"prev_kv,omitempty"`
+}
+
+// BatchRequest is the body of POST /v1/batch.
+type BatchRequest struct {
+	Ops []BatchOp `json:"ops"`
+}
+
+// BatchResult is the outcome of one BatchOp: Status is the HTTP status the
+// operation would have had on its own endpoint; on success the fields of
+// its result, else Code and Message.
+type BatchResult struct {
+	Status  int       `json:"status"`
+	Index   uint64    `json:"index,omitempty"`
+	KV      *KeyValue `json:"kv,omitempty"`
+	PrevKV  *KeyValue `json:"prev_kv,omitempty"`
+	Deleted uint64    `json:"deleted,omitempty"`
+	Code    string    `json:"code,omitempty"`
+	Message string    `json:"message,omitempty"`
+}
+
+// BatchResponse answers POST /v1/batch: one result per op, in order.
+type BatchResponse struct {
+	Results []BatchResult `json:"results"`
+}

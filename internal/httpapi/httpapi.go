@@ -82,6 +82,7 @@ func New(srv *server.Server, cfg Config) *API {
 	a.mux.HandleFunc("DELETE /v1/ns/{ns}/kv/{key...}", a.del)
 	a.mux.HandleFunc("GET /v1/ns/{ns}/scan", a.scan)
 	a.mux.HandleFunc("POST /v1/ns/{ns}/txn", a.txn)
+	a.mux.HandleFunc("POST /v1/batch", a.batch)
 	a.mux.HandleFunc("GET /v1/members", a.members)
 	a.mux.HandleFunc("POST /v1/members", a.addMember)
 	a.mux.HandleFunc("DELETE /v1/members/{id}", a.removeMember)

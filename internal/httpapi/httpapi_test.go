@@ -363,3 +363,57 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestBatch: a batch through a follower (forwarded whole) runs each op as on
+// its own endpoint, with per-op errors; an over-limit batch is refused.
+func TestBatch(t *testing.T) {
+	c := startCluster(t, apitest.Options{Config: func(cfg *server.Config) { cfg.KV.ValueBytesMax = 1024 }})
+	u := c.URL(follower(t, c))
+	do(t, "POST", u+"/v1/namespaces", []byte(`{"name":"app","mode":"paxos"}`))
+	body := fmt.Sprintf(`{"ops":[
+		{"ns":"app","type":"put","key":%q,"value":%q,"session":"5:1"},
+		{"ns":"app","type":"put","key":%q,"value":%q},
+		{"ns":"nope","type":"put","key":%q,"value":%q},
+		{"ns":"app","type":"get","key":%q},
+		{"ns":"app","type":"put","key":%q,"value":%q},
+		{"ns":"app","type":"frob","key":%q},
+		{"ns":"app","type":"delete","key":%q,"prev_kv":true},
+		{"ns":"app","type":"put","key":%q,"value":"","session":"0:1"}]}`,
+		b64("a"), b64("1"), b64("b"), b64("2"), b64("c"), b64("3"), b64("missing"),
+		b64("big"), b64(strings.Repeat("x", 1025)), b64("a"), b64("b"), b64("d"))
+	r := do(t, "POST", u+"/v1/batch", []byte(body))
+	if r.status != 200 {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	res := decode[client.BatchResponse](t, r).Results
+	want := []struct {
+		status int
+		code   string
+	}{{200, ""}, {200, ""}, {404, client.CodeNamespaceNotFound}, {404, client.CodeKeyNotFound},
+		{413, client.CodeTooLarge}, {400, client.CodeBadRequest}, {200, ""}, {400, client.CodeBadRequest}}
+	if len(res) != len(want) {
+		t.Fatalf("%d results for %d ops: %s", len(res), len(want), r.body)
+	}
+	for i, w := range want {
+		if res[i].Status != w.status || res[i].Code != w.code {
+			t.Errorf("op %d: %+v, want status %d code %q", i, res[i], w.status, w.code)
+		}
+	}
+	if res[6].Deleted != 1 || res[6].PrevKV == nil || string(res[6].PrevKV.Value) != "2" {
+		t.Errorf("delete in a batch: %+v", res[6])
+	}
+	// The session of op 0 makes a resent batch op a no-op.
+	r = do(t, "POST", u+"/v1/batch", []byte(fmt.Sprintf(`{"ops":[{"ns":"app","type":"put","key":%q,"value":%q,"session":"5:1"},{"ns":"app","type":"get","key":%q}]}`,
+		b64("a"), b64("1"), b64("a"))))
+	res = decode[client.BatchResponse](t, r).Results
+	if len(res) != 2 || res[1].KV == nil || res[1].KV.Version != 1 {
+		t.Errorf("resent batch op applied again: %s", r.body)
+	}
+	ops := strings.Repeat(`{"ns":"app","type":"get","key":"YQ=="},`, 1024) + `{"ns":"app","type":"get","key":"YQ=="}`
+	if r := do(t, "POST", u+"/v1/batch", []byte(`{"ops":[`+ops+`]}`)); r.status != 400 || r.errBody(t).Code != client.CodeBadRequest {
+		t.Errorf("batch of 1025 ops: %d %s", r.status, r.body)
+	}
+	if r := do(t, "POST", u+"/v1/batch", []byte(`{"ops":`)); r.status != 400 {
+		t.Errorf("malformed batch: %d %s", r.status, r.body)
+	}
+}

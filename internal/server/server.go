@@ -384,6 +384,14 @@ func (s *Server) AddMember(ctx context.Context, id uint64, peerAddr, httpAddr st
 	if err := checkHostPort("http_addr", httpAddr); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
+	// smr commits the peer address before the membership change and would
+	// re-point an existing member at it even though the change is then
+	// refused: check here (a concurrent change can still slip between).
+	for _, m := range s.member.Status().Members {
+		if uint64(m) == id {
+			return fmt.Errorf("%w: member %d is already in the cluster", ErrMembership, id)
+		}
+	}
 	book := s.sm.httpAddrBook()
 	maps.Copy(book, s.cfg.HTTPPeers)
 	book[id] = httpAddr
