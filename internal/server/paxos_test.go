@@ -46,3 +46,22 @@ func TestMachineSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestMachineSnapshotTooLarge: over smr's limit the snapshot fails at once
+// (the shell then logs and keeps the log) instead of serializing the state.
+func TestMachineSnapshotTooLarge(t *testing.T) {
+	m, err := newMachine(kv.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Apply(append([]byte{cmdCatalog}, kv.EncodeRequest(kv.Request{Kind: kv.KindCreateNamespace, Spec: kv.NamespaceSpec{Name: "a", Mode: "paxos"}})...))
+	value := bytes.Repeat([]byte("v"), 256<<10)
+	for i := 0; i < smrSnapshotBytesMax/len(value)+1; i++ {
+		req := kv.Request{Kind: kv.KindTxn, Namespace: "a", Txn: kv.Txn{Then: []kv.Op{{Type: kv.OpPut, Key: []byte{byte(i)}, Value: value}}}}
+		m.Apply(append([]byte{cmdData}, kv.EncodeRequest(req)...))
+	}
+	var w bytes.Buffer
+	if err := m.Snapshot(&w); !errors.Is(err, errSnapshotTooLarge) || w.Len() != 0 {
+		t.Errorf("Snapshot of %d bytes: %v, wrote %d bytes", m.kv.Stats().Bytes, err, w.Len())
+	}
+}
