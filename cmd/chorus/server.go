@@ -293,7 +293,11 @@ func runServer(ctx context.Context, f serverFlags) error {
 	hs := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// A body is at most --body-bytes-max; a client that takes longer
+		// than this to send it holds a connection for nothing.
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: f.requestTimeout + 30*time.Second,
+		IdleTimeout:  2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
