@@ -298,7 +298,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: f.requestTimeout + 30*time.Second,
 		IdleTimeout:  2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
