@@ -310,6 +310,11 @@ func (c *Client) Namespace(ctx context.Context, name string) (Namespace, error) 
 	return out, err
 }
 
+// DeleteNamespace removes a namespace and all its keys.
+func (c *Client) DeleteNamespace(ctx context.Context, name string) error {
+	return c.do(ctx, call{method: http.MethodDelete, path: "/v1/namespaces/" + url.PathEscape(name), write: true}, nil)
+}
+
 // Members lists the cluster's members, as the answering member knows them.
 func (c *Client) Members(ctx context.Context) (MemberList, error) {
 	var out MemberList

@@ -204,6 +204,9 @@ func TestE2E(t *testing.T) {
 		c.want(0, "", []string{"ns", "list"}, "NAME", "app")
 		c.want(0, "", []string{"ns", "get", "app"}, "app")
 		c.want(3, "", []string{"ns", "get", "nope"}, "namespace_not_found")
+		c.want(0, "", []string{"ns", "create", "gone"})
+		c.want(0, "", []string{"ns", "delete", "gone"}, "namespace gone deleted")
+		c.want(3, "", []string{"ns", "delete", "gone"}, "namespace_not_found")
 
 		c.want(0, "", []string{"kv", "put", "-n", "app", "greeting", "hello"}, "OK index=")
 		c.want(0, "from stdin", []string{"kv", "put", "-n", "app", "piped"}, "OK")

@@ -15,7 +15,7 @@ func newNSCmd() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{
 		Use:   "ns",
-		Short: "Create, list and describe namespaces",
+		Short: "Create, list, describe and delete namespaces",
 		Long: `ns manages namespaces, each with a replication mode (paxos; active once the group
 layer is wired in). Exit codes: 0 ok, 1 error, 2 usage, 3 namespace not found.`,
 	}
@@ -100,7 +100,24 @@ layer is wired in). Exit codes: 0 ok, 1 error, 2 usage, 3 namespace not found.`,
 			return nsTable(cmd, []client.Namespace{ns})
 		},
 	}
-	cmd.AddCommand(create, list, get)
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a namespace and all its keys",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, ctx, cancel, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if err := c.DeleteNamespace(ctx, args[0]); err != nil {
+				return apiErr(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "namespace %s deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, get, del)
 	return cmd
 }
 

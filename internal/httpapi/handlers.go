@@ -85,6 +85,22 @@ func (a *API) describeNamespace(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toNamespace(res.Namespaces[0]))
 }
 
+func (a *API) deleteNamespace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("ns")
+	sess, err := session(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	res, handled, err := a.run(w, r, nil, func(ctx context.Context) (kv.Response, error) {
+		return a.srv.DeleteNamespace(ctx, sess, name)
+	})
+	if handled || a.failed(w, r, res, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, client.DeleteResult{Index: res.Index, Deleted: 1})
+}
+
 // failed answers err or a non-OK code and reports whether it did.
 func (a *API) failed(w http.ResponseWriter, r *http.Request, res kv.Response, err error) bool {
 	switch {

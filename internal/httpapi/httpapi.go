@@ -77,6 +77,7 @@ func New(srv *server.Server, cfg Config) *API {
 	a.mux.HandleFunc("POST /v1/namespaces", a.createNamespace)
 	a.mux.HandleFunc("GET /v1/namespaces", a.listNamespaces)
 	a.mux.HandleFunc("GET /v1/namespaces/{ns}", a.describeNamespace)
+	a.mux.HandleFunc("DELETE /v1/namespaces/{ns}", a.deleteNamespace)
 	a.mux.HandleFunc("PUT /v1/ns/{ns}/kv/{key...}", a.put)
 	a.mux.HandleFunc("GET /v1/ns/{ns}/kv/{key...}", a.get)
 	a.mux.HandleFunc("DELETE /v1/ns/{ns}/kv/{key...}", a.del)

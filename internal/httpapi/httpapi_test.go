@@ -202,6 +202,17 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("read-only txn: %d %s", r.status, r.body)
 	}
 
+	if r := do(t, "POST", u+"/v1/namespaces", []byte(`{"name":"tmp","mode":"paxos"}`)); r.status != 201 {
+		t.Fatalf("create tmp: %d %s", r.status, r.body)
+	}
+	do(t, "PUT", u+"/v1/ns/tmp/kv/k", []byte("v"))
+	if r := do(t, "DELETE", u+"/v1/namespaces/tmp", nil); r.status != 200 {
+		t.Errorf("delete namespace: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", u+"/v1/ns/tmp/kv/k", nil); r.status != 404 || r.errBody(t).Code != client.CodeNamespaceNotFound {
+		t.Errorf("get in a deleted namespace: %d %s", r.status, r.body)
+	}
+
 	r = do(t, "GET", u+"/v1/members", nil)
 	if m := decode[client.MemberList](t, r); r.status != 200 || len(m.Members) != 3 || m.Leader != leader {
 		t.Errorf("members: %d %s", r.status, r.body)
@@ -263,6 +274,7 @@ func TestErrors(t *testing.T) {
 		{"quorum unsupported", "POST", "/v1/namespaces", `{"name":"x","mode":"quorum"}`, nil, 400, client.CodeModeUnavailable},
 		{"exists", "POST", "/v1/namespaces", `{"name":"app","mode":"paxos"}`, nil, 409, client.CodeNamespaceExists},
 		{"describe missing", "GET", "/v1/namespaces/nope", "", nil, 404, client.CodeNamespaceNotFound},
+		{"delete missing ns", "DELETE", "/v1/namespaces/nope", "", nil, 404, client.CodeNamespaceNotFound},
 		{"put missing ns", "PUT", "/v1/ns/nope/kv/k", "v", nil, 404, client.CodeNamespaceNotFound},
 		{"get missing ns", "GET", "/v1/ns/nope/kv/k", "", nil, 404, client.CodeNamespaceNotFound},
 		{"scan missing ns", "GET", "/v1/ns/nope/scan", "", nil, 404, client.CodeNamespaceNotFound},

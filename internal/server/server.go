@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chorus-project/chorus/internal/kv"
 	"github.com/chorus-project/chorus/smr"
@@ -70,6 +71,9 @@ type Server struct {
 	factories map[string]BackendFactory
 	backends  map[string]Backend // by namespace
 	closed    bool
+	// backendsOpen counts backends, so that paxos requests skip mu when
+	// there are none.
+	backendsOpen atomic.Int64
 }
 
 // Start validates cfg, opens the data directory and starts the member.
@@ -161,6 +165,17 @@ func (s *Server) CreateNamespace(ctx context.Context, sess kv.Session, spec kv.N
 	return s.propose(ctx, cmdCatalog, kv.Request{Session: sess, Kind: kv.KindCreateNamespace, Namespace: spec.Name, Spec: spec})
 }
 
+// DeleteNamespace removes a namespace and its keys from the catalog, and
+// closes this member's backend of it (other members close theirs when a
+// request next routes to the namespace and finds it gone from the catalog).
+func (s *Server) DeleteNamespace(ctx context.Context, sess kv.Session, name string) (kv.Response, error) {
+	res, err := s.propose(ctx, cmdCatalog, kv.Request{Session: sess, Kind: kv.KindDeleteNamespace, Namespace: name})
+	if err == nil && res.Code == kv.CodeOK {
+		s.closeStale(name)
+	}
+	return res, err
+}
+
 // Namespaces lists the catalog (linearizable).
 func (s *Server) Namespaces(ctx context.Context) (kv.Response, error) {
 	return s.read(ctx, kv.Request{Kind: kv.KindListNamespaces})
@@ -216,6 +231,9 @@ func (paxosBackend) Close() error { return nil }
 func (s *Server) backend(ns string) (Backend, error) {
 	mode := s.sm.mode(ns)
 	if mode == "" || mode == ModePaxos {
+		if s.backendsOpen.Load() > 0 {
+			s.closeStale(ns)
+		}
 		return paxosBackend{s}, nil
 	}
 	s.mu.Lock()
@@ -235,7 +253,25 @@ func (s *Server) backend(ns string) (Backend, error) {
 		return nil, fmt.Errorf("server: backend of namespace %s (mode %s): %w", ns, mode, err)
 	}
 	s.backends[ns] = b
+	s.backendsOpen.Add(1)
 	return b, nil
+}
+
+// closeStale closes this member's backend of ns, a namespace that was
+// deleted (through another member) or recreated as paxos.
+func (s *Server) closeStale(ns string) {
+	s.mu.Lock()
+	b, ok := s.backends[ns]
+	if ok {
+		delete(s.backends, ns)
+		s.backendsOpen.Add(-1)
+	}
+	s.mu.Unlock()
+	if b != nil {
+		if err := b.Close(); err != nil {
+			s.log.Warn("close backend of a deleted namespace", "namespace", ns, "err", err)
+		}
+	}
 }
 
 // propose replicates req through the log. With a session, the smr request

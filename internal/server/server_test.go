@@ -94,6 +94,7 @@ type fakeBackend struct {
 	mu     sync.Mutex
 	writes []kv.Request
 	reads  []kv.Request
+	closed bool
 }
 
 func (f *fakeBackend) Write(_ context.Context, req kv.Request) (kv.Response, error) {
@@ -110,7 +111,12 @@ func (f *fakeBackend) Read(_ context.Context, req kv.Request) (kv.Response, erro
 	return kv.Response{Index: 2000, Succeeded: true, Results: []kv.OpResult{{}}}, nil
 }
 
-func (f *fakeBackend) Close() error { return nil }
+func (f *fakeBackend) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
 
 func leaderServer(t *testing.T, c *apitest.Cluster) *server.Server {
 	t.Helper()
@@ -186,6 +192,28 @@ func TestModes(t *testing.T) {
 		}
 		if len(fakes[id].writes) != 1 || len(fakes[id].reads) != 1 {
 			t.Errorf("member %d backend saw %d writes, %d reads", id, len(fakes[id].writes), len(fakes[id].reads))
+		}
+	}
+	// Deleting the namespace closes every member's backend of it (the
+	// others' at their next request to it).
+	if res, err := s.DeleteNamespace(ctx, kv.Session{}, "a"); err != nil || res.Code != kv.CodeOK {
+		t.Fatalf("delete: %v %+v", err, res)
+	}
+	commit = s.Status().Commit
+	for id, srv := range c.Servers {
+		for srv.Status().Applied < commit {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("member %d did not apply up to %d", id, commit)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		srv.Txn(ctx, getReq("a", "k")) // routed to paxos now (not found, or not the leader)
+		fakes[id].mu.Lock()
+		closed := fakes[id].closed
+		fakes[id].mu.Unlock()
+		if !closed {
+			t.Errorf("member %d did not close the backend of the deleted namespace", id)
 		}
 	}
 }
