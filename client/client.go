@@ -171,7 +171,13 @@ func options(opts []OpOption) opOptions {
 }
 
 func kvPath(ns string, key []byte) string {
-	return "/v1/ns/" + url.PathEscape(ns) + "/kv/" + url.PathEscape(string(key))
+	k := url.PathEscape(string(key))
+	if k == "." || k == ".." {
+		// A path segment of dots would be cleaned away by the server's
+		// router; escaped, it is a key like any other.
+		k = strings.ReplaceAll(k, ".", "%2E")
+	}
+	return "/v1/ns/" + url.PathEscape(ns) + "/kv/" + k
 }
 
 // Put sets key to value in namespace ns.

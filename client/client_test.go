@@ -213,6 +213,37 @@ func (noLeaderHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// TestOddKeys: keys that are awkward in a URL path round-trip, on the
+// batched and the single-request paths.
+func TestOddKeys(t *testing.T) {
+	c := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, batching := range []bool{false, true} {
+		cl, err := client.New(client.Config{Endpoints: c.Endpoints(), DisableBatching: !batching})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns := fmt.Sprintf("odd%v", batching)
+		if _, err := cl.CreateNamespace(ctx, client.NamespaceSpec{Name: ns, Mode: "paxos"}); err != nil {
+			t.Fatal(err)
+		}
+		keys := []string{".", "..", "a/../b", "a//b", "/", "?x=1#y", "%2F", "sp ace", "\x00\xff", "ünï"}
+		for _, k := range keys {
+			if _, err := cl.Put(ctx, ns, []byte(k), []byte(k)); err != nil {
+				t.Errorf("put %q: %v", k, err)
+				continue
+			}
+			if r, err := cl.Get(ctx, ns, []byte(k)); err != nil || string(r.KV.Key) != k || string(r.KV.Value) != k {
+				t.Errorf("get %q: %v %+v", k, err, r)
+			}
+		}
+		if s, err := cl.Scan(ctx, ns, client.ScanRequest{}); err != nil || len(s.KVs) != len(keys) {
+			t.Errorf("scan: %v, %d keys, want %d", err, len(s.KVs), len(keys))
+		}
+	}
+}
+
 // TestUnavailableUntilDeadline: with every endpoint dead, a call fails with
 // ErrUnavailable when its ctx ends.
 func TestUnavailableUntilDeadline(t *testing.T) {
