@@ -40,6 +40,11 @@ func (e codedError) Unwrap() error { return e.err }
 // ExitCode is the process exit code for the error.
 func (e codedError) ExitCode() int { return e.code }
 
+// entryPayloadBytesMax is what a put's key and value may take of one log
+// entry: smr's command limit (wal.DefaultRecordBytesMax - 64, just under
+// 1 MiB) less room for the request's headers.
+const entryPayloadBytesMax = 1<<20 - 4<<10
+
 // Defaults of chorus server's addresses.
 const (
 	defaultHTTPAddr = "127.0.0.1:7000"
@@ -232,6 +237,9 @@ func (f serverFlags) serverConfig() (server.Config, error) {
 		return cfg, fmt.Errorf("--key-bytes-max %d must be positive", f.keyBytesMax)
 	case f.valueBytesMax < 1:
 		return cfg, fmt.Errorf("--value-bytes-max %d must be positive", f.valueBytesMax)
+	case f.keyBytesMax+f.valueBytesMax > entryPayloadBytesMax:
+		return cfg, fmt.Errorf("--key-bytes-max %d plus --value-bytes-max %d exceed %d bytes: a put must fit in one log entry (just under 1 MiB)",
+			f.keyBytesMax, f.valueBytesMax, entryPayloadBytesMax)
 	case f.txnOpsMax < 1:
 		return cfg, fmt.Errorf("--txn-ops-max %d must be positive", f.txnOpsMax)
 	case f.bodyBytesMax < 1:

@@ -54,3 +54,16 @@ func TestParseMembers(t *testing.T) {
 		}
 	}
 }
+
+func TestServerConfigLimits(t *testing.T) {
+	var f serverFlags
+	f.keyBytesMax, f.valueBytesMax, f.txnOpsMax, f.bodyBytesMax = 1024, 1<<20, 128, 1<<20
+	f.requestTimeout, f.shutdownTimeout = 1, 1
+	if _, err := f.serverConfig(); err == nil || !strings.Contains(err.Error(), "--value-bytes-max") {
+		t.Errorf("a value limit over the log entry: %v, want an error naming --value-bytes-max", err)
+	}
+	f.valueBytesMax = 512 << 10
+	if _, err := f.serverConfig(); err != nil {
+		t.Errorf("the default limits: %v", err)
+	}
+}
