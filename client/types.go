@@ -183,8 +183,21 @@ type View struct {
 	ID        uint64   `json:"id"`
 	Members   []uint64 `json:"members"`
 	// Source says where the view comes from: "paxos" (the Multi-Paxos
-	// membership) until the group layer provides views of its own.
+	// membership: ID 0, member ids) or "group" (the view of an active
+	// namespace's process group: view id, members in rank order).
 	Source string `json:"source"`
+}
+
+// GroupStatus is this member's share of an active namespace's group.
+type GroupStatus struct {
+	Namespace string   `json:"namespace"`
+	ViewID    uint64   `json:"view_id"`
+	Members   []uint64 `json:"members"`
+	Rank      int      `json:"rank"`
+	// Digest is the hex sha256 of this member's copy of the namespace
+	// after Applied commands; members at the same Applied agree.
+	Digest  string `json:"digest"`
+	Applied uint64 `json:"applied"`
 }
 
 // ViewList answers GET /v1/views.
@@ -212,6 +225,8 @@ type Status struct {
 	// the same DigestCommands have equal digests.
 	Digest         string `json:"digest"`
 	DigestCommands uint64 `json:"digest_commands"`
+	// Groups are the active namespaces' groups this member runs.
+	Groups []GroupStatus `json:"groups,omitempty"`
 }
 
 // Health answers GET /v1/health.

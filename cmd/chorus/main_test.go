@@ -3,21 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestDemoEndToEnd runs the README's main job in process: three members,
-// a leader killed, a restart, and equal states at the end.
-func TestDemoEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+// TestDemoTour runs the README's main job with --tour: three server
+// processes (this test binary, acting as chorus through TestMain), writes
+// and a transaction, the leader SIGKILLed, a restart, and equal states.
+func TestDemoTour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three server processes")
+	}
+	t.Setenv(benchMemberEnv, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := runDemo(ctx, &out, t.TempDir(), 50); err != nil {
+	err := runDemo(ctx, demoOptions{out: &out, exe: os.Args[0], dir: t.TempDir(), tour: true})
+	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"was elected leader", "took over after", "caught up", "all 3 members hold the same state"} {
+	for _, want := range []string{"was elected leader", "txn succeeded=true", "its compare fails", "took over after",
+		"view change reported", "caught up", "all 3 members hold the same state"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
@@ -33,7 +41,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"no-such-command"}, exitUsage},
 		{[]string{"version", "--no-such-flag"}, exitUsage},
 		{[]string{"version", "extra"}, exitUsage},
-		{[]string{"demo", "--writes", "0"}, exitUsage},
+		{[]string{"demo", "--duration", "-1s"}, exitUsage},
 	} {
 		if got := run(context.Background(), tc.args); got != tc.want {
 			t.Errorf("chorus %v exited %d, want %d", tc.args, got, tc.want)

@@ -60,6 +60,8 @@ type serverFlags struct {
 	listenHTTP      string
 	peers           string
 	httpPeers       string
+	listenGroup     string
+	groupPeers      string
 	bootstrap, join bool
 	logFormat       string
 	logLevel        string
@@ -115,6 +117,8 @@ ignored once the data directory holds data).`,
 	fl.StringVar(&f.listenHTTP, "listen-http", defaultHTTPAddr, "host:port of the HTTP API")
 	fl.StringVar(&f.peers, "peers", "", "every member's peer address: 1=host:port,2=host:port,...")
 	fl.StringVar(&f.httpPeers, "http-peers", "", "every member's HTTP address: 1=host:port,... (for forwarding to the leader)")
+	fl.StringVar(&f.listenGroup, "listen-group", "", "host:port of the group layer, for active namespaces (empty: mode active off)")
+	fl.StringVar(&f.groupPeers, "group-peers", "", "every member's group address: 1=host:port,... (the founders of each active namespace's group)")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "start a new cluster in an empty data directory")
 	fl.BoolVar(&f.join, "join", false, "start a member that the cluster's leader adds")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -232,6 +236,10 @@ func (f serverFlags) serverConfig() (server.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	groupPeers, err := parseMembers("group-peers", f.groupPeers)
+	if err != nil {
+		return cfg, err
+	}
 	switch {
 	case f.keyBytesMax < 1:
 		return cfg, fmt.Errorf("--key-bytes-max %d must be positive", f.keyBytesMax)
@@ -252,6 +260,7 @@ func (f serverFlags) serverConfig() (server.Config, error) {
 	cfg.ClusterID, cfg.ID, cfg.DataDir = f.clusterID, f.id, f.dataDir
 	cfg.PeerAddr, cfg.HTTPAddr = f.listenPeer, f.listenHTTP
 	cfg.Peers, cfg.HTTPPeers = peers, httpPeers
+	cfg.GroupAddr, cfg.GroupPeers = f.listenGroup, groupPeers
 	cfg.Bootstrap, cfg.Join = f.bootstrap, f.join
 	cfg.TickInterval, cfg.ElectionTicks, cfg.HeartbeatTicks = f.tickInterval, f.electionTicks, f.heartbeatTicks
 	cfg.SnapshotEntries, cfg.SessionsMax = f.snapshotEntries, f.sessionsMax

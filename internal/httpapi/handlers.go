@@ -3,12 +3,14 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/chorus-project/chorus/client"
+	"github.com/chorus-project/chorus/group"
 	"github.com/chorus-project/chorus/internal/kv"
 	"github.com/chorus-project/chorus/internal/server"
 )
@@ -497,7 +499,11 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 // layer provides views (its id is 0: the membership has no view ids).
 func (a *API) views(w http.ResponseWriter, r *http.Request) {
 	st := a.srv.Status()
-	writeJSON(w, http.StatusOK, client.ViewList{Views: []client.View{{ID: 0, Members: nonNil(st.Members), Source: server.ModePaxos}}})
+	views := []client.View{{ID: 0, Members: nonNil(st.Members), Source: server.ModePaxos}}
+	for _, g := range a.srv.GroupViews() {
+		views = append(views, client.View{Namespace: g.Namespace, ID: g.View.ID, Members: groupMemberIDs(g.View), Source: "group"})
+	}
+	writeJSON(w, http.StatusOK, client.ViewList{Views: views})
 }
 
 func nonNil(ids []uint64) []uint64 {
@@ -520,10 +526,24 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	st := a.srv.Status()
 	digest, commands := a.srv.Digest()
+	var groups []client.GroupStatus
+	for _, g := range a.srv.GroupViews() {
+		groups = append(groups, client.GroupStatus{Namespace: g.Namespace, ViewID: g.View.ID, Members: groupMemberIDs(g.View),
+			Rank: g.View.Rank, Digest: hex.EncodeToString(g.Digest[:]), Applied: g.Applied})
+	}
 	writeJSON(w, http.StatusOK, client.Status{
+		Groups: groups,
 		Digest: digest, DigestCommands: commands,
 		ID: st.ID, ClusterID: st.ClusterID, Version: a.cfg.Version, Role: st.Role, Leader: st.Leader,
 		LeaderHTTP: st.LeaderHTTP, Commit: st.Commit, Applied: st.Applied, LastSlot: st.LastSlot,
 		SnapshotSlot: st.SnapSlot, Members: nonNil(st.Members),
 	})
+}
+
+func groupMemberIDs(v group.View) []uint64 {
+	ids := make([]uint64, len(v.Members))
+	for i, m := range v.Members {
+		ids[i] = uint64(m.ID)
+	}
+	return ids
 }

@@ -66,6 +66,12 @@ type Config struct {
 	// forward to the leader and tell clients where it is. Members missing
 	// from it cannot be forwarded to.
 	HTTPPeers map[uint64]string
+	// GroupAddr is where this member's group layer listens (host:port);
+	// empty disables the active mode. GroupPeers maps every member (this
+	// one included, or added from GroupAddr) to its group address: the
+	// members that found the group of each active namespace.
+	GroupAddr  string
+	GroupPeers map[uint64]string
 	// Bootstrap starts a new cluster in an empty DataDir; Join starts a
 	// member that the leader adds. Neither: restart from DataDir. Bootstrap
 	// on a DataDir that holds data restarts from it.
@@ -166,6 +172,29 @@ func (cfg *Config) Validate() error {
 		if err := checkHostPort(fmt.Sprintf("http-peers (member %d)", id), a); err != nil {
 			return err
 		}
+	}
+	if cfg.GroupAddr != "" {
+		if err := checkHostPort("listen-group", cfg.GroupAddr); err != nil {
+			return err
+		}
+		if cfg.GroupPeers == nil {
+			cfg.GroupPeers = map[uint64]string{}
+		}
+		if a, ok := cfg.GroupPeers[cfg.ID]; !ok {
+			cfg.GroupPeers[cfg.ID] = cfg.GroupAddr
+		} else if a != cfg.GroupAddr {
+			return bad("group-peers gives member %d the address %s but listen-group is %s", cfg.ID, a, cfg.GroupAddr)
+		}
+		for id, a := range cfg.GroupPeers {
+			if id == 0 {
+				return bad("group-peers holds member id 0, which is reserved")
+			}
+			if err := checkHostPort(fmt.Sprintf("group-peers (member %d)", id), a); err != nil {
+				return err
+			}
+		}
+	} else if len(cfg.GroupPeers) > 0 {
+		return bad("group-peers is set but listen-group is empty")
 	}
 	if err := cfg.KV.Validate(); err != nil {
 		return fmt.Errorf("%w: kv limits: %w", ErrConfig, err)

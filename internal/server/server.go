@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/chorus-project/chorus/group"
 	"github.com/chorus-project/chorus/internal/kv"
 	"github.com/chorus-project/chorus/smr"
 )
@@ -67,6 +68,11 @@ type Server struct {
 	sm     *machine
 	member *smr.Member
 
+	// The group layer of active namespaces (nil without GroupAddr).
+	host       *group.Host
+	stopGroups chan struct{}
+	groupsDone chan struct{}
+
 	mu        sync.Mutex
 	factories map[string]BackendFactory
 	backends  map[string]Backend // by namespace
@@ -119,11 +125,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	logger.Info("member started", "id", cfg.ID, "cluster", cfg.ClusterID, "peer", cfg.PeerAddr,
 		"http", cfg.HTTPAddr, "data_dir", cfg.DataDir, "bootstrap", cfg.Bootstrap, "join", cfg.Join)
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: logger, sm: sm, member: member,
-		factories: map[string]BackendFactory{},
-		backends:  map[string]Backend{},
-	}, nil
+		factories:  map[string]BackendFactory{},
+		backends:   map[string]Backend{},
+		stopGroups: make(chan struct{}),
+	}
+	if err := s.startGroups(); err != nil {
+		member.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Config returns the server's validated configuration.
@@ -148,6 +160,8 @@ func (s *Server) CheckMode(mode string) error {
 	switch {
 	case ok:
 		return nil
+	case mode == ModeActive:
+		return fmt.Errorf("%w: mode active needs the group layer: start every member with --listen-group and --group-peers", ErrModeUnavailable)
 	case knownModes[mode]:
 		return fmt.Errorf("%w: mode %s not available on this server (not built yet); use mode paxos", ErrModeUnavailable, mode)
 	default:
@@ -243,6 +257,10 @@ func (s *Server) backend(ns string) (Backend, error) {
 	}
 	if b, ok := s.backends[ns]; ok {
 		return b, nil
+	}
+	if mode == ModeActive && s.host != nil {
+		// reconcileGroups starts it; a request does not wait under mu.
+		return nil, fmt.Errorf("%w: the group of namespace %s is starting on this member; retry", ErrUnavailable, ns)
 	}
 	f, ok := s.factories[mode]
 	if !ok {
@@ -461,6 +479,12 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	if s.groupsDone != nil {
+		close(s.stopGroups)
+		<-s.groupsDone
+	}
+	s.mu.Lock()
 	backends := s.backends
 	s.backends = nil
 	s.mu.Unlock()
@@ -468,6 +492,11 @@ func (s *Server) Close() error {
 	for ns, b := range backends {
 		if err := b.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close backend of %s: %w", ns, err))
+		}
+	}
+	if s.host != nil {
+		if err := s.host.Close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := s.member.Close(); err != nil {

@@ -46,6 +46,14 @@ func TestConfigValidate(t *testing.T) {
 		{"peers zero", func(c *server.Config) { c.Peers = map[uint64]string{0: "127.0.0.1:9"} }, server.ErrConfig, "id 0"},
 		{"peers addr", func(c *server.Config) { c.Peers = map[uint64]string{2: "x"} }, server.ErrConfig, "peers (member 2)"},
 		{"http peers addr", func(c *server.Config) { c.HTTPPeers = map[uint64]string{2: "x"} }, server.ErrConfig, "http-peers (member 2)"},
+		{"group peers without listen-group", func(c *server.Config) { c.GroupPeers = map[uint64]string{2: "127.0.0.1:9"} }, server.ErrConfig, "listen-group is empty"},
+		{"listen-group", func(c *server.Config) { c.GroupAddr = "nope" }, server.ErrConfig, "listen-group"},
+		{"group peers addr", func(c *server.Config) {
+			c.GroupAddr, c.GroupPeers = "127.0.0.1:9", map[uint64]string{2: "x"}
+		}, server.ErrConfig, "group-peers (member 2)"},
+		{"group peers self", func(c *server.Config) {
+			c.GroupAddr, c.GroupPeers = "127.0.0.1:9", map[uint64]string{1: "127.0.0.1:8"}
+		}, server.ErrConfig, "listen-group"},
 		{"tick", func(c *server.Config) { c.TickInterval = 0 }, server.ErrConfig, "tick-interval"},
 		{"election", func(c *server.Config) { c.ElectionTicks = 1 }, server.ErrConfig, "election-ticks"},
 		{"heartbeat", func(c *server.Config) { c.HeartbeatTicks = 10 }, server.ErrConfig, "heartbeat-ticks"},
