@@ -70,17 +70,32 @@ type Config struct {
 	NakTicks int
 	// StabilityTicks is the interval between two stability gossips.
 	StabilityTicks int
+	// ReportEveryMessages, if not zero, also sends this member's stability
+	// report as soon as, for some sender, it has received or delivered
+	// that many messages more than its last report said (or holds that
+	// many more ordering entries). Senders then learn that their window
+	// has drained after about ReportEveryMessages of their messages rather
+	// than after up to StabilityTicks: under load, a window no longer
+	// waits for the clock. At most SendWindowMax; zero means reports go
+	// out only every StabilityTicks.
+	ReportEveryMessages int
 }
 
 // DefaultConfig suits a LAN with a 10 ms tick: a window of 256 messages per
 // sender (at 1 KiB, 256 KiB in flight each: enough to keep a 1 Gb/s link
 // busy across a 1 ms round trip), 1 MiB payloads, ordering batches of up to
 // 512 entries (one batch per Ready covers a burst from every sender), a NAK
-// after 20 ms of gap (a reordered packet has arrived by then on a LAN), and
-// stability gossip every 50 ms (safe delivery latency and window recycling
-// are about one gossip interval).
+// after 20 ms of gap (a reordered packet has arrived by then on a LAN),
+// stability gossip every 50 ms, and an early report every 64 messages of a
+// sender (a quarter of the window). Without the early reports a window
+// recycled only once per gossip interval, which capped a sender at 256
+// messages per 50 ms (5,120 msgs/s) whatever the network could do; with
+// them a busy sender's window drains about every 64 messages plus a round
+// trip, and the periodic gossip remains for idle periods (the last message
+// of a burst, safe delivery at low rates).
 func DefaultConfig() Config {
-	return Config{SendWindowMax: 256, PayloadBytesMax: 1 << 20, BatchEntriesMax: 512, NakTicks: 2, StabilityTicks: 5}
+	return Config{SendWindowMax: 256, PayloadBytesMax: 1 << 20, BatchEntriesMax: 512, NakTicks: 2, StabilityTicks: 5,
+		ReportEveryMessages: 64}
 }
 
 // Validate reports the first field out of range, wrapping ErrConfig.
@@ -96,6 +111,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: NakTicks %d < 1", ErrConfig, c.NakTicks)
 	case c.StabilityTicks < 1:
 		return fmt.Errorf("%w: StabilityTicks %d < 1", ErrConfig, c.StabilityTicks)
+	case c.ReportEveryMessages < 0 || c.ReportEveryMessages > c.SendWindowMax:
+		return fmt.Errorf("%w: ReportEveryMessages %d not in [0, SendWindowMax %d]", ErrConfig, c.ReportEveryMessages, c.SendWindowMax)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 //
 // Commands (ids are member ids 1..n; rank = id-1, so 1 is the sequencer):
 //
-//	init n=3 [window=8] [payload=1024] [batch=16] [nak=2] [stability=3] [verbose]
+//	init n=3 [window=8] [payload=1024] [batch=16] [nak=2] [stability=3] [report=0] [verbose]
 //	send from=1 order=fifo data=a        Send on member 1
 //	net                                  list the queued messages
 //	deliver [idx=i] [from=x] [to=y] [type=data] [n=k] [together]
@@ -156,6 +156,7 @@ func scriptInit(t *testing.T, td *datadriven.TestData) *harness {
 	td.MaybeScanArgs(t, "batch", &cfg.BatchEntriesMax)
 	td.MaybeScanArgs(t, "nak", &cfg.NakTicks)
 	td.MaybeScanArgs(t, "stability", &cfg.StabilityTicks)
+	td.MaybeScanArgs(t, "report", &cfg.ReportEveryMessages)
 	h, err := newHarness(cfg, n, 1)
 	if err != nil {
 		td.Fatalf(t, "%v", err)

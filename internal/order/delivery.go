@@ -55,8 +55,9 @@ func (e *Instance) deliverAll() bool {
 
 // deliverNext delivers the next message of rank r if every rule allows it:
 // FIFO always (the next seq), causal readiness for Causal, the next global
-// for Total and Safe, and stability for Safe (waived inside FinishFlush,
-// where every survivor holds the whole cut).
+// for Total and Safe, and for Safe that every member holds the message and
+// its ordering entry (waived inside FinishFlush, where every survivor holds
+// the whole cut).
 func (e *Instance) deliverNext(r int) bool {
 	s := &e.senders[r]
 	seq := e.delivered[r] + 1
@@ -75,7 +76,12 @@ func (e *Instance) deliverNext(r int) bool {
 		if !ok || g != e.deliveredG+1 {
 			return false
 		}
-		if m.Order == Safe && !e.flushing && !e.plant.skipSafeWait && s.stableR < seq {
+		// Safe waits until every member holds both the message and its
+		// ordering entry. The message alone is not enough: if the
+		// sequencer then left the view (crashed, or excluded while alive)
+		// and no survivor held the entry, the flush would order the
+		// message by rank, differently from what was delivered here.
+		if m.Order == Safe && !e.flushing && !e.plant.skipSafeWait && (s.stableR < seq || e.stableGlobal < g) {
 			return false
 		}
 		global = g

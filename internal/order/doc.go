@@ -53,7 +53,10 @@
 //     through the sequencer. A Total message is delivered when it is the
 //     next global.
 //   - Safe: Total, and also stable for receipt: every member has reported
-//     (by gossip) that it holds the message.
+//     (by gossip) that it holds the message and its ordering entry. The
+//     entry matters: were the sequencer to leave the view with its batch
+//     lost everywhere else, the flush would order the message by rank,
+//     not as the sequencer did.
 //
 // Reliability is receiver-driven (as in JGroups' NAKACK2): a gap in a
 // sender's seqs, or in the global order, that lasts NakTicks is NAKed to
@@ -68,7 +71,15 @@
 // Stability (JGroups' STABLE, Derecho's SST in spirit): every
 // StabilityTicks each member sends every other its Received vector (per
 // sender, highest contiguous seq held), its Delivered vector and its
-// highest contiguous global. The element-wise minima say what every member
+// highest contiguous global. With ReportEveryMessages set (the default),
+// a member also sends that report as soon as, for some sender, it has
+// received or delivered ReportEveryMessages messages beyond its last
+// report (or holds that many more ordering entries): under load a sender
+// learns that its window drained after a fraction of a window and a round
+// trip, not after the next gossip tick, which otherwise caps a sender at
+// SendWindowMax messages per StabilityTicks. A report only states what is
+// true and is merged with max, so how often reports go out changes when
+// decisions are taken, never which. The element-wise minima say what every member
 // holds (safe delivery) and what every member has delivered (garbage
 // collection and the send window). Both are needed: collecting on receipt
 // alone would let a sender refill its window while a member still waits to

@@ -72,6 +72,9 @@ type Instance struct {
 	senders   []sender
 	delivered vclock.Clock // by rank: the highest seq delivered from each sender
 	reports   []report     // by rank; reports[self] is unused
+	// reported is what this member's last stability report said (nil
+	// vectors before the first): the base of ReportEveryMessages.
+	reported report
 
 	// The global order. orders holds the entries with global numbers in
 	// (gcGlobal, ...]; orderOf is its inverse.
@@ -323,6 +326,9 @@ func (e *Instance) progress() {
 		}
 	}
 	e.gc()
+	if e.reportDue() {
+		e.gossip()
+	}
 	invariant.Check(len(e.orders) <= e.orderEntriesMax(), "order: %d ordering entries, limit %d", len(e.orders), e.orderEntriesMax())
 }
 

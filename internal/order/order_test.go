@@ -36,6 +36,8 @@ func TestConfigAndNew(t *testing.T) {
 		func(c *Config) { c.BatchEntriesMax = BatchEntriesMaxMax + 1 },
 		func(c *Config) { c.NakTicks = 0 },
 		func(c *Config) { c.StabilityTicks = 0 },
+		func(c *Config) { c.ReportEveryMessages = -1 },
+		func(c *Config) { c.ReportEveryMessages = c.SendWindowMax + 1 },
 	} {
 		c := testCfg
 		mod(&c)

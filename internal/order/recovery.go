@@ -151,6 +151,31 @@ func (e *Instance) gossip() {
 			e.send(k, Message{Type: MsgStable, Received: recv, Delivered: deliv, Ordered: e.contigGlobal})
 		}
 	}
+	// The vectors are shared with the messages just queued, which nobody
+	// modifies.
+	e.reported = report{received: recv, delivered: deliv, ordered: e.contigGlobal}
+}
+
+// reportDue reports whether this member has moved ReportEveryMessages past
+// its last report for some sender (received or delivered) or for the
+// ordering entries: an early report then lets senders reuse their window
+// without waiting for the next StabilityTicks. Reports only say what is
+// true, and receivers merge them with max, so sending more of them changes
+// no decision, only how soon it is taken.
+func (e *Instance) reportDue() bool {
+	every := uint64(e.cfg.ReportEveryMessages)
+	if every == 0 || e.finished || e.n() == 1 {
+		return false
+	}
+	if e.reported.received == nil {
+		e.reported = report{received: make([]uint64, e.n()), delivered: make([]uint64, e.n())}
+	}
+	for r := range e.senders {
+		if e.senders[r].contig-e.reported.received[r] >= every || e.delivered[r]-e.reported.delivered[r] >= every {
+			return true
+		}
+	}
+	return e.contigGlobal-e.reported.ordered >= every
 }
 
 // stepStable merges a member's report. It also tells us which messages
