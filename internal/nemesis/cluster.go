@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,10 @@ type Member struct {
 	ID       uint64
 	HTTPAddr string
 	PeerAddr string
-	DataDir  string
-	LogPath  string
+	// GroupAddr is where its group layer listens (active namespaces).
+	GroupAddr string
+	DataDir   string
+	LogPath   string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -74,6 +77,12 @@ type Cluster struct {
 	clusterID uint64
 	args      []string // extra server flags
 	admin     *client.Client
+
+	// Groups names the active namespaces whose groups must have re-formed
+	// (a view of every member, at every member) before the nemesis kills
+	// again: the mode survives one member down at a time, not the loss of
+	// a majority of a view before it has changed (docs/fault-test.md).
+	Groups []string
 
 	mu         sync.Mutex
 	unexpected []error // exits the harness did not cause
@@ -109,7 +118,7 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("%w: cluster size %d, want 1..%d", ErrMember, cfg.Size, MembersMax)
 	}
 	c := &Cluster{bin: cfg.Binary, clusterID: uint64(time.Now().UnixNano()&0xffffff) + 1, args: cfg.ExtraArgs}
-	var peers, httpPeers, endpoints []string
+	var peers, httpPeers, groupPeers, endpoints []string
 	for i := range cfg.Size {
 		id := uint64(i + 1)
 		h, err := freePort()
@@ -120,7 +129,12 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := &Member{ID: id, HTTPAddr: h, PeerAddr: p,
+		g, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		groupPeers = append(groupPeers, fmt.Sprintf("%d=%s", id, g))
+		m := &Member{ID: id, HTTPAddr: h, PeerAddr: p, GroupAddr: g,
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("member-%d", id)),
 			LogPath: filepath.Join(cfg.Dir, fmt.Sprintf("member-%d.log", id))}
 		c.Members = append(c.Members, m)
@@ -129,7 +143,8 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 		endpoints = append(endpoints, h)
 	}
 	c.args = append([]string{"--cluster-id", strconv.FormatUint(c.clusterID, 10), "--bootstrap",
-		"--peers", strings.Join(peers, ","), "--http-peers", strings.Join(httpPeers, ","), "--log-level", "warn"}, c.args...)
+		"--peers", strings.Join(peers, ","), "--http-peers", strings.Join(httpPeers, ","),
+		"--group-peers", strings.Join(groupPeers, ","), "--log-level", "warn"}, c.args...)
 	admin, err := client.New(client.Config{Endpoints: endpoints, Timeout: statusTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("%w: admin client: %w", ErrMember, err)
@@ -179,7 +194,7 @@ func (c *Cluster) start(m *Member) error {
 	}
 	fmt.Fprintf(logf, "==== nemesis: start member %d at %s\n", m.ID, time.Now().Format(time.RFC3339Nano))
 	args := append([]string{"server", "--id", strconv.FormatUint(m.ID, 10), "--data-dir", m.DataDir,
-		"--listen-http", m.HTTPAddr, "--listen-peer", m.PeerAddr}, c.args...)
+		"--listen-http", m.HTTPAddr, "--listen-peer", m.PeerAddr, "--listen-group", m.GroupAddr}, c.args...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -362,6 +377,44 @@ func (c *Cluster) WaitAnswers(ctx context.Context, id uint64) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: member %d does not answer: %w (last: %w)", ErrMember, id, ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitGroups waits until every member reports a view of all the members
+// for each namespace of c.Groups.
+func (c *Cluster) WaitGroups(ctx context.Context) error {
+	if len(c.Groups) == 0 {
+		return nil
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		formed, why := true, ""
+		for _, m := range c.Members {
+			st, err := c.Status(ctx, m.ID)
+			if err != nil {
+				formed, why = false, fmt.Sprintf("member %d: %v", m.ID, err)
+				break
+			}
+			for _, ns := range c.Groups {
+				i := slices.IndexFunc(st.Groups, func(g client.GroupStatus) bool { return g.Namespace == ns })
+				if i < 0 || len(st.Groups[i].Members) != len(c.Members) {
+					formed, why = false, fmt.Sprintf("member %d: group of %s not at %d members", m.ID, ns, len(c.Members))
+					break
+				}
+			}
+			if !formed {
+				break
+			}
+		}
+		if formed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: groups did not re-form: %s: %w", ErrMember, why, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -92,6 +92,17 @@ func TestFaultsPaxos(t *testing.T) {
 	runFaultTest(t, "paxos")
 }
 
+// TestFaultsActive is the same workload on active namespaces: commands
+// and reads through each namespace's group in total order, in memory, the
+// killed member rejoining its groups with state transfer. One member is
+// down at a time, so a copy of the state always survives.
+func TestFaultsActive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test starts real processes; skipped under -short")
+	}
+	runFaultTest(t, "active")
+}
+
 func runFaultTest(t *testing.T, mode string) {
 	dur, seed := faultDuration(t), faultSeed(t)
 	t.Logf("mode %s, %v of faults, %v per operation, seed %d (CHORUS_FAULT_SEED=%d repeats the schedule)", mode, dur, opTimeout(t), seed, seed)
@@ -121,6 +132,17 @@ func runFaultTest(t *testing.T, mode string) {
 	if err != nil {
 		dumpLogs()
 		t.Fatal(err)
+	}
+
+	if mode == "active" {
+		c.Groups = []string{w.RegisterNS, w.BankNS}
+		gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := c.WaitGroups(gctx)
+		gcancel()
+		if err != nil {
+			dumpLogs()
+			t.Fatal(err)
+		}
 	}
 
 	// Faults and clients for dur; clients stop after their current

@@ -405,6 +405,8 @@ func RunNemesis(ctx context.Context, c *Cluster, seed uint64, leaderProb float64
 		wctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		if err := c.WaitAnswers(wctx, victim); err != nil {
 			st.Errors = append(st.Errors, err)
+		} else if err := c.WaitGroups(wctx); err != nil {
+			st.Errors = append(st.Errors, err)
 		}
 		cancel()
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/chorus-project/chorus/group"
@@ -64,17 +65,27 @@ func (s *Server) reconcileGroups() {
 	defer close(s.groupsDone)
 	t := time.NewTicker(reconcileInterval)
 	defer t.Stop()
+	// starting holds the namespaces whose group a goroutine is starting:
+	// one namespace slow to join (its group busy with a view change)
+	// does not hold up the others.
+	starting := map[string]bool{}
+	started := make(chan string)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-s.stopGroups:
 			return
+		case ns := <-started:
+			delete(starting, ns)
+			continue
 		case <-t.C:
 		}
 		cat := s.sm.catalogCopy()
 		s.mu.Lock()
 		var missing []string
 		for ns, mode := range cat {
-			if mode == ModeActive && s.backends[ns] == nil {
+			if mode == ModeActive && s.backends[ns] == nil && !starting[ns] {
 				missing = append(missing, ns)
 			}
 		}
@@ -88,23 +99,38 @@ func (s *Server) reconcileGroups() {
 		s.mu.Unlock()
 		slices.Sort(missing)
 		for _, ns := range missing {
-			b, err := s.activeBackend(kv.NamespaceSpec{Name: ns, Mode: ModeActive})
-			if err != nil {
-				s.log.Warn("active namespace: group not started; retrying", "namespace", ns, "err", err)
-				continue
-			}
-			s.mu.Lock()
-			if s.closed || s.backends[ns] != nil {
-				s.mu.Unlock()
-				b.Close()
-				continue
-			}
-			s.backends[ns] = b
-			s.backendsOpen.Add(1)
-			s.mu.Unlock()
-			s.log.Info("active namespace: group started", "namespace", ns)
+			starting[ns] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.startGroup(ns)
+				select {
+				case started <- ns:
+				case <-s.stopGroups:
+				}
+			}()
 		}
 	}
+}
+
+// startGroup starts this member's share of namespace ns and records it,
+// unless the server closed meanwhile.
+func (s *Server) startGroup(ns string) {
+	b, err := s.activeBackend(kv.NamespaceSpec{Name: ns, Mode: ModeActive})
+	if err != nil {
+		s.log.Warn("active namespace: group not started; retrying", "namespace", ns, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.closed || s.backends[ns] != nil {
+		s.mu.Unlock()
+		b.Close()
+		return
+	}
+	s.backends[ns] = b
+	s.backendsOpen.Add(1)
+	s.mu.Unlock()
+	s.log.Info("active namespace: group started", "namespace", ns)
 }
 
 // activeBackend starts this member's share of an active namespace.
@@ -132,6 +158,13 @@ func (s *Server) activeBackend(spec kv.NamespaceSpec) (Backend, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupJoinTimeout)
 	defer cancel()
+	go func() { // Close does not wait out a join
+		select {
+		case <-s.stopGroups:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return active.Start(ctx, active.Config{Group: gcfg, Spec: spec, KV: s.cfg.KV})
 }
 
