@@ -507,9 +507,13 @@ func (g *Group) serve() {
 // handleReady carries out one Ready: send, apply in view order, stream
 // and restore state, then Advance. It returns false if the member stopped.
 func (g *Group) handleReady(rd vsync.Ready) bool {
-	for _, m := range rd.Messages {
-		g.buf = vsync.AppendMessage(g.buf[:0], m)
-		// The transport copies the payload into its queue.
+	for i, m := range rd.Messages {
+		// A multicast leaves as one copy per member, next to each other
+		// and differing only in To, which the envelope carries: encode
+		// it once. The transport copies the payload into its queue.
+		if i == 0 || !sameEncoding(&rd.Messages[i-1], &rd.Messages[i]) {
+			g.buf = vsync.AppendMessage(g.buf[:0], m)
+		}
 		g.host.send(wire.Envelope{Kind: vsync.WireKind, Channel: g.cfg.GroupID, From: m.From, To: m.To, Payload: g.buf})
 	}
 	vcs := rd.ViewChanges
@@ -559,6 +563,36 @@ func (g *Group) handleReady(rd vsync.Ready) bool {
 		}
 	}
 	return true
+}
+
+// sameEncoding reports whether a and b, order messages of one Ready,
+// encode to the same bytes because they are copies of one multicast (data,
+// ordering batch or stability report) that share their slices. It errs
+// towards false: anything else is encoded again.
+func sameEncoding(a, b *vsync.Message) bool {
+	if a.Type != vsync.MsgOrder || b.Type != vsync.MsgOrder || a.View != b.View {
+		return false
+	}
+	x, y := &a.Order, &b.Order
+	if x.Type != y.Type || x.View != y.View {
+		return false
+	}
+	switch x.Type {
+	case order.MsgData:
+		return x.Sender == y.Sender && x.Seq == y.Seq && x.StableSeq == y.StableSeq && x.Order == y.Order &&
+			sameSlice(x.Clock, y.Clock) && sameSlice(x.Payload, y.Payload)
+	case order.MsgOrder:
+		return x.Global == y.Global && sameSlice(x.Entries, y.Entries)
+	case order.MsgStable:
+		return x.Ordered == y.Ordered && sameSlice(x.Received, y.Received) && sameSlice(x.Delivered, y.Delivered)
+	}
+	return false
+}
+
+// sameSlice reports whether a and b are the same slice (same array, same
+// length), not merely equal contents.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (g *Group) installed(vc vsync.ViewChange) {

@@ -342,7 +342,8 @@ func (e *Instance) HasReady() bool {
 // sequencer's pending ordering entries into batches, so everything the
 // sequencer ordered between two Ready calls travels in as few MsgOrder
 // messages as BatchEntriesMax allows. The slices are the caller's until
-// Advance; the instance never modifies them.
+// Advance; the instance never modifies them before, and reuses their
+// arrays after.
 func (e *Instance) Ready() Ready {
 	e.sealBatch()
 	return Ready{Messages: e.out[:len(e.out):len(e.out)], Deliveries: e.deliveries[:len(e.deliveries):len(e.deliveries)]}
@@ -365,15 +366,30 @@ func (e *Instance) Advance(rd Ready) {
 	invariant.Check(len(rd.Messages) <= len(e.out) && len(rd.Deliveries) <= len(e.deliveries),
 		"order: Advance with %d messages and %d deliveries, %d and %d pending",
 		len(rd.Messages), len(rd.Deliveries), len(e.out), len(e.deliveries))
-	// Reslice instead of copying down: the caller may still read rd.
-	e.out = e.out[len(rd.Messages):]
-	e.deliveries = e.deliveries[len(rd.Deliveries):]
-	if len(e.out) == 0 {
-		e.out = nil
+	// Output produced after Ready stays (resliced, not copied down). When
+	// everything was taken, which is the usual case, the arrays are
+	// reused from the start, so a busy member does not regrow them for
+	// every Ready: rd is the caller's only until Advance (see Ready). The
+	// old elements are cleared so that they keep no payload alive.
+	e.out = reuse(e.out, len(rd.Messages))
+	e.deliveries = reuse(e.deliveries, len(rd.Deliveries))
+}
+
+// reuseCapMax bounds the capacity Advance keeps for reuse: a burst that
+// grew a slice beyond it gives the array back to the garbage collector.
+const reuseCapMax = 4096
+
+// reuse drops the first taken elements of s, reusing its array when
+// nothing is left.
+func reuse[T any](s []T, taken int) []T {
+	if taken < len(s) {
+		return s[taken:]
 	}
-	if len(e.deliveries) == 0 {
-		e.deliveries = nil
+	if cap(s) > reuseCapMax {
+		return nil
 	}
+	clear(s)
+	return s[:0]
 }
 
 func (e *Instance) send(to int, m Message) {

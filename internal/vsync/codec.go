@@ -1,6 +1,7 @@
 package vsync
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/chorus-project/chorus/internal/invariant"
@@ -18,7 +19,10 @@ func AppendMessage(dst []byte, m Message) []byte {
 	w.Uvarint(m.View)
 	switch m.Type {
 	case MsgOrder:
-		w.LenBytes(order.AppendMessage(nil, m.Order))
+		// The hot path: encode the order message in place, then put its
+		// length in front (one move of the body instead of a buffer per
+		// message).
+		return appendLenPrefixed(w.Bytes(), func(b []byte) []byte { return order.AppendMessage(b, m.Order) })
 	case MsgLiveness:
 		w.LenBytes(liveness.AppendMessage(nil, m.Live))
 	case MsgPrepare, MsgReject, MsgAccepted:
@@ -271,4 +275,19 @@ func (v Value) validate(membersMax int) error {
 		return fmt.Errorf("%w: value for view %d with a cut of %d members", ErrMalformed, v.Next.ID, len(v.Cut.Received))
 	}
 	return nil
+}
+
+// appendLenPrefixed appends what body appends to dst, preceded by its
+// length as a uvarint: the encoding of wire.Buffer.LenBytes, without a
+// temporary buffer.
+func appendLenPrefixed(dst []byte, body func([]byte) []byte) []byte {
+	start := len(dst)
+	dst = body(dst)
+	n := len(dst) - start
+	var hdr [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(hdr[:], uint64(n))
+	dst = append(dst, hdr[:k]...)
+	copy(dst[start+k:], dst[start:start+n])
+	copy(dst[start:], hdr[:k])
+	return dst
 }

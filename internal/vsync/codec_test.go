@@ -1,6 +1,7 @@
 package vsync
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"testing"
@@ -129,4 +130,21 @@ func FuzzDecodeAndStep(f *testing.F) {
 			h.collect(h.nodes[id])
 		}
 	})
+}
+
+// TestOrderEncodingInPlace: the in-place length prefix of an order message
+// is byte for byte wire.Buffer.LenBytes's, behind a prefix already in dst
+// and for bodies whose length needs one, two or three varint bytes.
+func TestOrderEncodingInPlace(t *testing.T) {
+	for _, size := range []int{0, 1, 100, 127, 128, 300, 20000} {
+		om := order.Message{Type: order.MsgData, View: 3, Sender: 2, Seq: 9, StableSeq: 4, Order: order.Total, Payload: make([]byte, size)}
+		m := Message{Type: MsgOrder, View: 3, Order: om}
+		w := wire.NewBuffer([]byte("prefix"))
+		w.Uint8(uint8(MsgOrder))
+		w.Uvarint(3)
+		w.LenBytes(order.AppendMessage(nil, om))
+		if got, want := AppendMessage([]byte("prefix"), m), w.Bytes(); !bytes.Equal(got, want) {
+			t.Fatalf("payload of %d bytes: got %x, want %x", size, got, want)
+		}
+	}
 }

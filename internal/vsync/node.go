@@ -612,7 +612,8 @@ func (n *Node) drainOrder() {
 }
 
 // Ready returns the output accumulated since the last Advance. The slices
-// are the caller's until Advance; the Node never modifies them.
+// are the caller's until Advance; the Node never modifies them before, and
+// reuses the arrays of Messages and Deliveries after.
 func (n *Node) Ready() Ready {
 	if n.ord != nil && n.stopped == nil {
 		n.drainOrder()
@@ -639,8 +640,11 @@ func (n *Node) Advance(rd Ready) {
 	invariant.Check(len(rd.Messages) <= len(n.out) && len(rd.Deliveries) <= len(n.deliveries) &&
 		len(rd.ViewChanges) <= len(n.viewChanges) && len(rd.TransferInstructions) <= len(n.transfers) &&
 		len(rd.Chunks) <= len(n.chunks), "vsync: Advance with more than Ready handed out")
-	n.out = clip(n.out[len(rd.Messages):])
-	n.deliveries = clip(n.deliveries[len(rd.Deliveries):])
+	// The two busy outputs reuse their arrays once taken whole (the
+	// slices of rd are the caller's only until Advance): a member under
+	// load would otherwise regrow them for every Ready.
+	n.out = reuse(n.out, len(rd.Messages))
+	n.deliveries = reuse(n.deliveries, len(rd.Deliveries))
 	n.viewChanges = clip(n.viewChanges[len(rd.ViewChanges):])
 	n.transfers = clip(n.transfers[len(rd.TransferInstructions):])
 	n.chunks = clip(n.chunks[len(rd.Chunks):])
@@ -652,6 +656,23 @@ func (n *Node) Advance(rd Ready) {
 			n.restoreDone()
 		}
 	}
+}
+
+// reuseCapMax bounds the capacity Advance keeps for reuse: a burst that
+// grew a slice beyond it gives the array back to the garbage collector.
+const reuseCapMax = 4096
+
+// reuse drops the first taken elements of s, reusing its array when
+// nothing is left; the old elements are cleared so they keep nothing alive.
+func reuse[T any](s []T, taken int) []T {
+	if taken < len(s) {
+		return s[taken:]
+	}
+	if cap(s) > reuseCapMax {
+		return nil
+	}
+	clear(s)
+	return s[:0]
 }
 
 func clip[T any](s []T) []T {
