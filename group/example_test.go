@@ -72,6 +72,13 @@ func Example() {
 		}
 	}
 
+	// Send returns once the message is queued; a query of one's own, ordered
+	// after one's sends, is a barrier: when it returns, all ten were
+	// delivered here.
+	if _, err := g1.Query(ctx, nil, 1); err != nil {
+		panic(err)
+	}
+
 	h2, err := group.NewHost(group.HostConfig{ID: 2, ClusterID: 42, ListenAddr: "127.0.0.1:0"})
 	if err != nil {
 		panic(err)
@@ -195,7 +202,10 @@ func Example_splitByRank() {
 			panic(err)
 		}
 	}
-	parts, err := groups[2].Query(ctx, []byte("sum of squares"), 0)
+	// The query comes from the member that sent the items: a sender's
+	// Total messages are ordered in its send order, so every member
+	// evaluates it after all 1000 items.
+	parts, err := groups[0].Query(ctx, []byte("sum of squares"), 0)
 	if err != nil {
 		panic(err)
 	}

@@ -210,15 +210,48 @@ func (g *Group) Err() error {
 func (g *Group) Done() <-chan struct{} { return g.done }
 
 // Send multicasts payload to the group with order o. It returns once the
-// message is in the send window (it will be delivered to every member of
-// the view it is sent in that stays in the group, and to this member),
-// waiting while the window is full or a view change is in progress.
+// message is queued for the group's goroutine, which hands it to the
+// protocol in call order as the send window allows (or once the view
+// change in progress, or this member's join, is over); while
+// Config.SendQueueMax messages wait, Send blocks until ctx ends. Like
+// JGroups' send, it does not wait for the message to be ordered: a message
+// still queued when this member stops (Close, a crash, an exclusion it
+// does not survive) is lost as in a crash. Once this member multicasts it,
+// every member of the view it is sent in that stays in the group delivers
+// it, this member included.
 func (g *Group) Send(ctx context.Context, payload []byte, o Order) error {
 	if o < FIFO || o > Safe {
 		return fmt.Errorf("%w: order %d", ErrConfig, o)
 	}
-	_, err := g.do(ctx, &request{kind: reqSend, payload: frame(payloadMessage, payload), order: order.Order(o)}, len(payload))
-	return err
+	if len(payload) > g.cfg.PayloadBytesMax() {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), g.cfg.PayloadBytesMax())
+	}
+	return g.enqueue(ctx, &request{kind: reqSend, payload: frame(payloadMessage, payload), order: order.Order(o)})
+}
+
+// enqueue hands r to the group's goroutine, waiting while the queue is
+// full.
+func (g *Group) enqueue(ctx context.Context, r *request) error {
+	select {
+	case <-g.done:
+		return g.stoppedErr()
+	default:
+	}
+	select {
+	case g.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.done:
+		return g.stoppedErr()
+	}
+}
+
+// reply answers a caller that waits (Query, Leave); Send does not.
+func (r *request) reply(res result) {
+	if r.res != nil {
+		r.res <- res
+	}
 }
 
 // Query multicasts payload in total order and gathers the replies that
@@ -254,14 +287,8 @@ func (g *Group) do(ctx context.Context, r *request, payloadBytes int) ([]Reply, 
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, payloadBytes, g.cfg.PayloadBytesMax())
 	}
 	r.res = make(chan result, 1)
-	select {
-	case g.reqs <- r:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-g.done:
-		return nil, g.stoppedErr()
-	default:
-		return nil, fmt.Errorf("%w: %d requests queued", ErrBusy, cap(g.reqs))
+	if err := g.enqueue(ctx, r); err != nil {
+		return nil, err
 	}
 	select {
 	case res := <-r.res:
@@ -477,7 +504,7 @@ func (g *Group) serve() {
 				if errors.Is(err, vsync.ErrNotMember) {
 					return // not installed yet: wait
 				}
-				r.res <- result{err: err}
+				r.reply(result{err: err})
 			} else {
 				g.leaving = r
 			}
@@ -493,12 +520,12 @@ func (g *Group) serve() {
 			errors.Is(err, order.ErrFinished):
 			return
 		case err != nil:
-			r.res <- result{err: err}
+			r.reply(result{err: err})
 		case r.kind == reqQuery:
 			v, _ := g.node.View()
 			g.queries[queryID{View: v.ID, Seq: seq}] = &pendingQuery{req: r, want: r.replies}
 		default:
-			r.res <- result{}
+			r.reply(result{})
 		}
 		g.waiting = g.waiting[1:]
 	}
@@ -668,7 +695,7 @@ func (g *Group) checkQuery(q queryID, pq *pendingQuery) {
 		}
 	}
 	if done {
-		pq.req.res <- result{replies: pq.replies}
+		pq.req.reply(result{replies: pq.replies})
 		delete(g.queries, q)
 	}
 }
@@ -764,7 +791,7 @@ func (g *Group) pumpDonors() {
 func (g *Group) stopped(reason error) bool {
 	if errors.Is(reason, vsync.ErrLeft) {
 		if g.leaving != nil {
-			g.leaving.res <- result{}
+			g.leaving.reply(result{})
 		}
 		g.stop(fmt.Errorf("%w: %w", ErrStopped, reason))
 		return false
@@ -827,10 +854,10 @@ func (g *Group) shutdown() {
 	g.host.unregister(g)
 	err := g.stoppedErrLocked()
 	for _, r := range g.waiting {
-		r.res <- result{err: err}
+		r.reply(result{err: err})
 	}
 	for _, pq := range g.queries {
-		pq.req.res <- result{err: err}
+		pq.req.reply(result{err: err})
 	}
 	close(g.done)
 }

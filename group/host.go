@@ -72,8 +72,8 @@ var (
 	ErrStateTransfer = errors.New("group: state transfer failed")
 	// ErrTooLarge: a payload over Config.PayloadBytesMax.
 	ErrTooLarge = errors.New("group: payload too large")
-	// ErrBusy: Config.QueriesPendingMax queries are outstanding, or the
-	// request queue to the group's goroutine is full. Retry later.
+	// ErrBusy: a bound on requests waiting for an answer is reached (the
+	// active mode's waiters, for one). Retry later.
 	ErrBusy = errors.New("group: busy")
 )
 
