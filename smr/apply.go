@@ -1,8 +1,10 @@
 package smr
 
 import (
+	"bufio"
 	"bytes"
 	"container/list"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -311,37 +313,86 @@ func (a *applier) Snapshot(w io.Writer) error {
 	return a.sm.Snapshot(w)
 }
 
-// Restore implements node.Applier.
-func (a *applier) Restore(snap paxos.Snapshot) error {
-	r := wire.NewReader(snap.Data)
-	if v := r.Uint8(); r.Err() == nil && v != snapshotVersion {
+// snapshotResultBytesMax bounds one session's result when reading a
+// snapshot (the file is checksummed; this only bounds a damaged length).
+const snapshotResultBytesMax = 1 << 30
+
+// snapReader reads the smr header of a snapshot from a stream.
+type snapReader struct {
+	r   *bufio.Reader
+	err error
+}
+
+func (sr *snapReader) uvarint() uint64 {
+	if sr.err != nil {
+		return 0
+	}
+	v, err := binary.ReadUvarint(sr.r)
+	sr.err = err
+	return v
+}
+
+func (sr *snapReader) bytes(limit uint64) []byte {
+	n := sr.uvarint()
+	if sr.err != nil {
+		return nil
+	}
+	if n > limit {
+		sr.err = fmt.Errorf("a field of %d bytes, limit %d", n, limit)
+		return nil
+	}
+	var b bytes.Buffer
+	if _, err := io.CopyN(&b, sr.r, int64(n)); err != nil {
+		sr.err = err
+	}
+	return b.Bytes()
+}
+
+// Restore implements node.Applier: it reads the smr header (sessions,
+// address book) and streams the rest to the state machine.
+func (a *applier) Restore(meta paxos.SnapshotMeta, in io.Reader) error {
+	sr := &snapReader{r: bufio.NewReaderSize(in, 64<<10)}
+	v, err := sr.r.ReadByte()
+	if err != nil {
+		return fmt.Errorf("smr: snapshot at slot %d: %w", meta.Slot, err)
+	}
+	if v != snapshotVersion {
 		return fmt.Errorf("smr: snapshot format version %d unknown", v)
 	}
-	n := r.Count(sessionsLimit, 3)
-	sessions := make([]*session, 0, n)
+	n := sr.uvarint()
+	if n > sessionsLimit {
+		return fmt.Errorf("smr: snapshot at slot %d: %d sessions, limit %d", meta.Slot, n, sessionsLimit)
+	}
+	sessions := make([]*session, 0, min(n, 4096))
 	for range n {
-		s := &session{client: r.Uvarint(), seq: r.Uvarint()}
-		s.result = bytes.Clone(r.LenBytes(len(snap.Data)))
+		s := &session{client: sr.uvarint(), seq: sr.uvarint()}
+		s.result = sr.bytes(snapshotResultBytesMax)
+		if sr.err != nil {
+			break
+		}
 		sessions = append(sessions, s)
 	}
-	seen := make(map[uint64]bool, n)
+	seen := make(map[uint64]bool, len(sessions))
 	for _, s := range sessions {
 		if seen[s.client] {
-			return fmt.Errorf("smr: snapshot at slot %d lists client %x twice", snap.Meta.Slot, s.client)
+			return fmt.Errorf("smr: snapshot at slot %d lists client %x twice", meta.Slot, s.client)
 		}
 		seen[s.client] = true
 	}
-	nb := r.Count(int(paxos.DefaultLimits.MembersMax)*16, 2)
+	nb := sr.uvarint()
+	if nb > uint64(paxos.DefaultLimits.MembersMax)*16 {
+		return fmt.Errorf("smr: snapshot at slot %d: %d addresses", meta.Slot, nb)
+	}
 	book := make(map[MemberID]string, nb)
 	for range nb {
-		book[MemberID(r.Uvarint())] = r.String(addrBytesMax)
+		id := MemberID(sr.uvarint())
+		book[id] = string(sr.bytes(addrBytesMax))
 	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("smr: snapshot at slot %d: %w", snap.Meta.Slot, err)
+	if sr.err != nil {
+		return fmt.Errorf("smr: snapshot at slot %d: %w", meta.Slot, sr.err)
 	}
-	rest := snap.Data[len(snap.Data)-r.Remaining():]
-	if err := a.sm.Restore(bytes.NewReader(rest)); err != nil {
-		return fmt.Errorf("smr: state machine restore at slot %d: %w", snap.Meta.Slot, err)
+	if err := a.sm.Restore(sr.r); err != nil {
+		return fmt.Errorf("smr: state machine restore at slot %d: %w", meta.Slot, err)
 	}
 	clear(a.sessions)
 	a.lru.Init()
@@ -356,12 +407,12 @@ func (a *applier) Restore(snap paxos.Snapshot) error {
 			a.shell.SetPeer(peer.ID(id), addr)
 		}
 	}
-	a.applied = max(a.applied, snap.Meta.Slot)
-	if snap.Meta.Members.Len() > 0 {
-		a.config = snap.Meta.Members
+	a.applied = max(a.applied, meta.Slot)
+	if meta.Members.Len() > 0 {
+		a.config = meta.Members
 	}
 	for slot, w := range a.waiters {
-		if slot <= snap.Meta.Slot {
+		if slot <= meta.Slot {
 			w.ch <- outcome{err: fmt.Errorf("%w: slot %d covered by a snapshot", ErrProposalLost, slot)}
 			delete(a.waiters, slot)
 		}

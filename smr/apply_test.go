@@ -41,7 +41,7 @@ func TestSessionsEvictAndSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newApplier(&recorder{}, 2, 1, nil, peer.Set{})
-	if err := b.Restore(paxos.Snapshot{Meta: paxos.SnapshotMeta{Slot: slot}, Data: snap.Bytes()}); err != nil {
+	if err := b.Restore(paxos.SnapshotMeta{Slot: slot}, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	for name, x := range map[string]*applier{"original": a, "restored": b} {
@@ -75,7 +75,7 @@ func TestWaiterLost(t *testing.T) {
 	if err := newApplier(&recorder{}, 4, 1, nil, peer.Set{}).Snapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Restore(paxos.Snapshot{Meta: paxos.SnapshotMeta{Slot: 9}, Data: snap.Bytes()}); err != nil {
+	if err := a.Restore(paxos.SnapshotMeta{Slot: 9}, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	if out := <-w2.ch; !errors.Is(out.err, ErrProposalLost) {
@@ -121,7 +121,7 @@ func FuzzApplierRestore(f *testing.F) {
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b := newApplier(&recorder{}, 4, 1, nil, peer.Set{})
-		_ = b.Restore(paxos.Snapshot{Meta: paxos.SnapshotMeta{Slot: 1}, Data: p})
+		_ = b.Restore(paxos.SnapshotMeta{Slot: 1}, bytes.NewReader(p))
 	})
 }
 

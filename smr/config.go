@@ -73,9 +73,10 @@ const (
 	// data (slot, ballot, type and length varints), rounded up.
 	entryRecordOverheadBytes = 64
 	// snapshotBytesMax bounds a snapshot (session table, address book and
-	// the state machine's bytes): it must travel in one transport frame
-	// (16 MiB by default) with its message headers.
-	snapshotBytesMax = 15 << 20
+	// the state machine's bytes). It is written to a file and sent to
+	// followers in chunks (paxos DefaultConfig: 1 MiB each, 4 in flight), so
+	// it bounds disk use and transfer time, not memory.
+	snapshotBytesMax = 4 << 30
 )
 
 // Config configures a Member. DefaultConfig fills the tuning fields.

@@ -76,8 +76,8 @@ func Start(ctx context.Context, cfg Config, sm StateMachine) (*Member, error) {
 		core.Members = peer.Set{}
 	}
 	core.Q1, core.Q2 = cfg.Q1, cfg.Q2
-	// An entry must fit in one WAL record (with its slot, ballot and type),
-	// and a snapshot in one transport frame.
+	// An entry must fit in one WAL record (with its slot, ballot and type);
+	// a snapshot travels in chunks of paxos.DefaultLimits.SnapshotChunkBytesMax.
 	core.Limits.EntryBytesMax = wal.DefaultRecordBytesMax - entryRecordOverheadBytes
 	core.Limits.SnapshotBytesMax = snapshotBytesMax
 	core.ElectionTicks, core.HeartbeatTicks = cfg.ElectionTicks, cfg.HeartbeatTicks

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -30,6 +29,9 @@ var (
 	// held) but its content is not a valid paxos record, or the records
 	// contradict each other.
 	ErrCorruptState = errors.New("node: corrupt paxos state on disk")
+	// ErrSnapshotTooLarge: the application wrote more than
+	// DiskOptions.SnapshotBytesMax bytes into a snapshot; it was not kept.
+	ErrSnapshotTooLarge = errors.New("node: snapshot over its size limit")
 )
 
 // Record types in the member's WAL.
@@ -45,6 +47,13 @@ const (
 	walDir       = "wal"
 	snapDir      = "snap"
 	snapSuffix   = ".snap"
+	// recvFile holds the chunks of a snapshot being received from a leader.
+	// It is never synced: a restart removes it (the transfer starts again).
+	recvFile = "receiving.part"
+	// walSnapshotHeaderBytes is the header wal.WriteSnapshot puts before the
+	// payload (package wal's file format: magic, version, flags); chunks are
+	// read at offsets past it. TestSnapshotChunksMatch guards the value.
+	walSnapshotHeaderBytes = 12
 )
 
 // Identity names the cluster and the member a data directory belongs to. It
@@ -64,6 +73,10 @@ type DiskOptions struct {
 	// WAL tunes the log; FS and Dir are filled in by OpenDisk.
 	WAL    wal.Options
 	Logger *slog.Logger
+	// SnapshotBytesMax bounds the application bytes of a snapshot that
+	// Compact writes; 0 means no bound. (What a peer may send is bounded by
+	// the paxos core's Limits.SnapshotBytesMax.)
+	SnapshotBytesMax uint64
 	// Bugs plants deliberate bugs, for the simulator's checkers only.
 	Bugs DiskBugs
 }
@@ -75,11 +88,10 @@ type DiskBugs struct {
 	ForgetPromise bool
 }
 
-// Recovered is what OpenDisk found: the state to hand to paxos.New, and the
-// application bytes of the latest snapshot (nil if none).
+// Recovered is what OpenDisk found: the state to hand to paxos.New (the
+// latest snapshot's application bytes are read with Disk.ReadSnapshot).
 type Recovered struct {
-	Restored     paxos.Restored
-	SnapshotData []byte
+	Restored paxos.Restored
 	// Fresh reports that the directory was empty and has just been
 	// initialised with the identity.
 	Fresh bool
@@ -116,6 +128,21 @@ type Disk struct {
 	// walIndex[i] is the WAL index of the record holding the current entry
 	// of slot firstSlot()+i: the log is contiguous from the snapshot on.
 	walIndex []uint64
+	// snaps describes the snapshot files kept (the latest, and the one
+	// before it while a leader may still be sending it), by slot.
+	snaps map[uint64]snapFile
+	// recv is the file of the snapshot being received (nil if none) and
+	// recvBytes its length.
+	recv      vfs.File
+	recvBytes uint64
+}
+
+// snapFile locates the application bytes in a snapshot file: they start at
+// dataOffset bytes into the file, and info gives their length and CRC32C.
+type snapFile struct {
+	meta       paxos.SnapshotMeta
+	dataOffset int64
+	info       paxos.SnapshotInfo
 }
 
 // OpenDisk opens (or initialises) the data directory and replays it.
@@ -126,7 +153,7 @@ func OpenDisk(opts DiskOptions) (*Disk, Recovered, error) {
 	if opts.Identity.MemberID == peer.None {
 		return nil, Recovered{}, fmt.Errorf("node: member id 0 is reserved")
 	}
-	d := &Disk{opts: opts}
+	d := &Disk{opts: opts, snaps: map[uint64]snapFile{}}
 	var rec Recovered
 	fresh, err := d.checkIdentity()
 	if err != nil {
@@ -136,6 +163,9 @@ func OpenDisk(opts DiskOptions) (*Disk, Recovered, error) {
 	if err := mkdirDurable(opts.FS, filepath.Join(opts.Dir, snapDir)); err != nil {
 		return nil, rec, err
 	}
+	if err := d.removeLeftovers(); err != nil {
+		return nil, rec, err
+	}
 	wopts := opts.WAL
 	wopts.FS, wopts.Dir, wopts.Logger = opts.FS, filepath.Join(opts.Dir, walDir), opts.Logger
 	log, wrec, err := wal.Open(wopts)
@@ -143,12 +173,10 @@ func OpenDisk(opts DiskOptions) (*Disk, Recovered, error) {
 		return nil, rec, fmt.Errorf("node: open log: %w", err)
 	}
 	d.log, rec.WAL = log, wrec
-	snapData, err := d.loadLatestSnapshot()
-	if err != nil {
+	if err := d.loadLatestSnapshot(); err != nil {
 		log.Close()
 		return nil, rec, err
 	}
-	rec.SnapshotData = snapData
 	restored, err := d.replay()
 	if err != nil {
 		log.Close()
@@ -298,18 +326,25 @@ func (d *Disk) replayEntry(entries []paxos.Entry, e paxos.Entry, w uint64) ([]pa
 	return append(entries, e), nil
 }
 
-// Save makes the durable parts of rd durable: its snapshot (file first, then
-// its record), its log change and its hard state, with one WAL append and so
+// Save makes the durable parts of rd durable: the snapshot chunks it
+// received (appended to the file of the snapshot being received, unsynced),
+// its snapshot when complete (the received file copied into a snapshot file,
+// synced), its log change and its hard state, with one WAL append and so
 // one fsync. It must return before any message of rd is sent. An error means
 // the member must stop: what is on disk is unknown (see package wal).
 func (d *Disk) Save(ctx context.Context, rd paxos.Ready) error {
+	for _, ch := range rd.SnapshotChunks {
+		if err := d.writeChunk(ch); err != nil {
+			return err
+		}
+	}
 	if rd.Snapshot != nil {
 		// The file alone makes the snapshot durable: it holds committed state
 		// only, so OpenDisk may adopt it whatever the WAL says.
-		if err := d.writeSnapshotFile(rd.Snapshot.Meta, rd.Snapshot.Data); err != nil {
+		if err := d.installReceived(*rd.Snapshot); err != nil {
 			return err
 		}
-		d.applySnapshotMeta(rd.Snapshot.Meta)
+		d.applySnapshotMeta(*rd.Snapshot)
 	}
 	var recs []wal.Record
 	for _, e := range rd.Entries {
@@ -420,16 +455,19 @@ func (d *Disk) applySnapshotMeta(meta paxos.SnapshotMeta) {
 	d.snapshot = meta
 }
 
-// Compact records a snapshot the application took at meta.Slot (data is its
-// bytes) and drops the WAL records it makes unnecessary. The caller then
-// calls Core.Compact(meta.Slot).
-func (d *Disk) Compact(ctx context.Context, meta paxos.SnapshotMeta, data []byte) error {
+// Compact records a snapshot the application took at meta.Slot (write
+// streams its bytes into the file) and drops the WAL records it makes
+// unnecessary. The caller then calls Core.Compact(meta.Slot). A snapshot
+// over DiskOptions.SnapshotBytesMax fails with ErrSnapshotTooLarge and
+// changes nothing; the member may go on.
+func (d *Disk) Compact(ctx context.Context, meta paxos.SnapshotMeta, write func(io.Writer) error) error {
 	if meta.Slot <= d.snapshot.Slot {
 		return nil
 	}
-	if err := d.writeSnapshotFile(meta, data); err != nil {
+	if err := d.writeSnapshotFile(meta, write); err != nil {
 		return err
 	}
+	prev := d.snapshot.Slot
 	d.applySnapshotMeta(meta)
 	// Rewrite the entries above the snapshot and the hard state, so that
 	// every record still needed follows the cut and the WAL's front can move
@@ -457,7 +495,8 @@ func (d *Disk) Compact(ctx context.Context, meta paxos.SnapshotMeta, data []byte
 	if err := d.log.TruncateFront(first); err != nil {
 		return fmt.Errorf("node: compact log: %w", err)
 	}
-	d.removeSnapshotsBelow(meta.Slot)
+	// Keep the previous snapshot: a leader may be sending it in chunks.
+	d.removeSnapshotsBelow(prev)
 	return nil
 }
 
@@ -473,6 +512,7 @@ func (d *Disk) removeSnapshotsBelow(slot uint64) {
 	for _, name := range names {
 		s, ok := parseSnapName(name)
 		if ok && s < slot {
+			delete(d.snaps, s)
 			if err := d.opts.FS.Remove(filepath.Join(dir, name)); err != nil {
 				d.opts.Logger.Warn("removing old snapshot", "file", name, "err", err)
 			}
@@ -491,57 +531,101 @@ func parseSnapName(name string) (uint64, bool) {
 	return v, err == nil
 }
 
+// limitWriter counts and checksums the application's bytes on their way
+// into a snapshot file, and refuses more than max of them (0: no limit).
+type limitWriter struct {
+	w     io.Writer
+	max   uint64
+	bytes uint64
+	crc   uint32
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.max > 0 && l.bytes+uint64(len(p)) > l.max {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrSnapshotTooLarge, l.max)
+	}
+	n, err := l.w.Write(p)
+	l.bytes += uint64(n)
+	l.crc = paxos.UpdateChecksum(l.crc, p[:n])
+	return n, err
+}
+
 // writeSnapshotFile writes snap/<slot>.snap durably: the metadata (length
-// prefixed) then the application's bytes, checksummed as a whole by
-// wal.WriteSnapshot.
-func (d *Disk) writeSnapshotFile(meta paxos.SnapshotMeta, data []byte) error {
+// prefixed) then the application's bytes, which write streams, checksummed
+// as a whole by wal.WriteSnapshot. It records where the bytes lie.
+func (d *Disk) writeSnapshotFile(meta paxos.SnapshotMeta, write func(io.Writer) error) error {
 	dir := filepath.Join(d.opts.Dir, snapDir)
 	w := wire.NewBuffer(nil)
 	w.LenBytes(encodeSnapshotMeta(meta))
+	lw := &limitWriter{max: d.opts.SnapshotBytesMax}
 	if err := wal.WriteSnapshot(d.opts.FS, dir, snapName(meta.Slot), func(out io.Writer) error {
 		if _, err := out.Write(w.Bytes()); err != nil {
 			return err
 		}
-		_, err := out.Write(data)
-		return err
+		lw.w = out
+		return write(lw)
 	}); err != nil {
 		return fmt.Errorf("node: write snapshot at slot %d: %w", meta.Slot, err)
+	}
+	d.snaps[meta.Slot] = snapFile{meta: meta, dataOffset: walSnapshotHeaderBytes + int64(len(w.Bytes())),
+		info: paxos.SnapshotInfo{TotalBytes: lw.bytes, Checksum: lw.crc}}
+	return nil
+}
+
+// readSnapshotFile checks snap/<slot>.snap and calls read with its
+// application bytes (streamed; read need not consume them all).
+func (d *Disk) readSnapshotFile(slot uint64, read func(meta paxos.SnapshotMeta, metaBytes int, r io.Reader) error) error {
+	dir := filepath.Join(d.opts.Dir, snapDir)
+	if err := wal.ReadSnapshot(d.opts.FS, dir, snapName(slot), func(r io.Reader) error {
+		cr := &countReader{r: r}
+		n, err := binary.ReadUvarint(cr)
+		if err != nil || n > 1<<20 {
+			return fmt.Errorf("%w: snapshot at slot %d: metadata length %d: %v", ErrCorruptState, slot, n, err)
+		}
+		metaBytes := make([]byte, n)
+		if _, err := io.ReadFull(cr, metaBytes); err != nil {
+			return fmt.Errorf("%w: snapshot at slot %d: metadata: %w", ErrCorruptState, slot, err)
+		}
+		meta, err := decodeSnapshotMeta(metaBytes)
+		if err != nil || meta.Slot != slot {
+			return fmt.Errorf("%w: snapshot file for slot %d holds slot %d: %v", ErrCorruptState, slot, meta.Slot, err)
+		}
+		return read(meta, cr.n, cr.r)
+	}); err != nil {
+		return fmt.Errorf("node: read snapshot at slot %d: %w", slot, err)
 	}
 	return nil
 }
 
-// readSnapshotFile reads and checks snap/<slot>.snap.
-func (d *Disk) readSnapshotFile(slot uint64) (paxos.SnapshotMeta, []byte, error) {
-	var buf bytes.Buffer
-	dir := filepath.Join(d.opts.Dir, snapDir)
-	if err := wal.ReadSnapshot(d.opts.FS, dir, snapName(slot), func(r io.Reader) error {
-		_, err := buf.ReadFrom(r)
-		return err
-	}); err != nil {
-		return paxos.SnapshotMeta{}, nil, fmt.Errorf("node: read snapshot at slot %d: %w", slot, err)
-	}
-	r := wire.NewReader(buf.Bytes())
-	metaBytes := r.LenBytes(1 << 20)
-	if r.Err() != nil {
-		return paxos.SnapshotMeta{}, nil, fmt.Errorf("%w: snapshot at slot %d: %w", ErrCorruptState, slot, r.Err())
-	}
-	meta, err := decodeSnapshotMeta(metaBytes)
-	if err != nil || meta.Slot != slot {
-		return paxos.SnapshotMeta{}, nil, fmt.Errorf("%w: snapshot file for slot %d holds slot %d: %v",
-			ErrCorruptState, slot, meta.Slot, err)
-	}
-	return meta, buf.Bytes()[len(buf.Bytes())-r.Remaining():], nil
+// countReader counts the bytes read through it (and reads one at a time
+// for binary.ReadUvarint).
+type countReader struct {
+	r io.Reader
+	n int
 }
 
-// loadLatestSnapshot adopts the newest snapshot file as the base of the log
-// and returns its application bytes (nil if there is none). A damaged newest
-// snapshot is an error, not a reason to fall back silently: the WAL's front
-// may already have been cut past the older one.
-func (d *Disk) loadLatestSnapshot() ([]byte, error) {
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func (c *countReader) ReadByte() (byte, error) {
+	var b [1]byte
+	_, err := io.ReadFull(c, b[:])
+	return b[0], err
+}
+
+// loadLatestSnapshot adopts the newest snapshot file as the base of the log,
+// after checking it and measuring its application bytes (streamed: a
+// snapshot is never held in memory whole). A damaged newest snapshot is an
+// error, not a reason to fall back silently: the WAL's front may already
+// have been cut past the older one.
+func (d *Disk) loadLatestSnapshot() error {
 	dir := filepath.Join(d.opts.Dir, snapDir)
 	names, err := d.opts.FS.List(dir)
 	if err != nil {
-		return nil, fmt.Errorf("node: list snapshots: %w", err)
+		return fmt.Errorf("node: list snapshots: %w", err)
 	}
 	var newest uint64
 	for _, name := range names {
@@ -550,29 +634,149 @@ func (d *Disk) loadLatestSnapshot() ([]byte, error) {
 		}
 	}
 	if newest == 0 {
-		return nil, nil
+		return nil
 	}
-	meta, data, err := d.readSnapshotFile(newest)
-	if err != nil {
-		return nil, err
+	var sf snapFile
+	if err := d.readSnapshotFile(newest, func(meta paxos.SnapshotMeta, metaBytes int, r io.Reader) error {
+		lw := &limitWriter{w: io.Discard}
+		if _, err := io.Copy(lw, r); err != nil {
+			return err
+		}
+		sf = snapFile{meta: meta, dataOffset: walSnapshotHeaderBytes + int64(metaBytes),
+			info: paxos.SnapshotInfo{TotalBytes: lw.bytes, Checksum: lw.crc}}
+		return nil
+	}); err != nil {
+		return err
 	}
-	d.snapshot = meta
-	return data, nil
+	d.snapshot = sf.meta
+	d.snaps[newest] = sf
+	return nil
 }
 
-// SnapshotData returns the application bytes of the snapshot at slot: it
-// implements paxos.SnapshotSource.
-func (d *Disk) SnapshotData(slot uint64) ([]byte, error) {
-	if slot != d.snapshot.Slot || slot == 0 {
-		return nil, fmt.Errorf("node: no snapshot at slot %d (latest is %d)", slot, d.snapshot.Slot)
+// ReadSnapshot streams the application bytes of the latest snapshot to read
+// (after checking the file's checksum); it does nothing when there is none.
+func (d *Disk) ReadSnapshot(read func(meta paxos.SnapshotMeta, r io.Reader) error) error {
+	if d.snapshot.Slot == 0 {
+		return nil
 	}
-	_, data, err := d.readSnapshotFile(slot)
-	return data, err
+	return d.readSnapshotFile(d.snapshot.Slot, func(meta paxos.SnapshotMeta, _ int, r io.Reader) error {
+		return read(meta, r)
+	})
+}
+
+// SnapshotInfo implements paxos.SnapshotSource: the size and checksum of the
+// application bytes of a snapshot this disk keeps.
+func (d *Disk) SnapshotInfo(slot uint64) (paxos.SnapshotInfo, error) {
+	sf, ok := d.snaps[slot]
+	if !ok || slot == 0 {
+		return paxos.SnapshotInfo{}, fmt.Errorf("node: no snapshot at slot %d (latest is %d)", slot, d.snapshot.Slot)
+	}
+	return sf.info, nil
+}
+
+// SnapshotChunk implements paxos.SnapshotSource: n application bytes of the
+// snapshot at slot from offset, read from its file. The whole snapshot's
+// checksum, which the receiver checks, covers these reads.
+func (d *Disk) SnapshotChunk(slot, offset uint64, n int) ([]byte, error) {
+	sf, ok := d.snaps[slot]
+	if !ok || slot == 0 || n < 0 || offset+uint64(n) > sf.info.TotalBytes {
+		return nil, fmt.Errorf("node: no bytes %d+%d of a snapshot at slot %d", offset, n, slot)
+	}
+	path := filepath.Join(d.opts.Dir, snapDir, snapName(slot))
+	f, err := d.opts.FS.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: open snapshot %s: %w", path, err)
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, sf.dataOffset+int64(offset)); err != nil {
+		return nil, fmt.Errorf("node: read snapshot %s at %d: %w", path, offset, err)
+	}
+	return buf, nil
+}
+
+// writeChunk appends a received chunk to the file of the snapshot being
+// received; a chunk at offset 0 starts that file afresh.
+func (d *Disk) writeChunk(ch paxos.SnapshotChunk) error {
+	path := filepath.Join(d.opts.Dir, snapDir, recvFile)
+	if ch.Offset == 0 {
+		if err := d.closeRecv(); err != nil {
+			return err
+		}
+		f, err := d.opts.FS.Create(path)
+		if err != nil {
+			return fmt.Errorf("node: create %s: %w", path, err)
+		}
+		d.recv, d.recvBytes = f, 0
+	}
+	if d.recv == nil || ch.Offset != d.recvBytes {
+		return fmt.Errorf("node: snapshot chunk at offset %d, but %d bytes received", ch.Offset, d.recvBytes)
+	}
+	if _, err := d.recv.Write(ch.Data); err != nil {
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	d.recvBytes += uint64(len(ch.Data))
+	return nil
+}
+
+func (d *Disk) closeRecv() error {
+	if d.recv == nil {
+		return nil
+	}
+	err := d.recv.Close()
+	d.recv, d.recvBytes = nil, 0
+	if err != nil {
+		return fmt.Errorf("node: close the snapshot being received: %w", err)
+	}
+	return nil
+}
+
+// installReceived turns the received bytes into the snapshot file of meta
+// (copied, streamed, into a file written as Compact writes one), then
+// removes the received file.
+func (d *Disk) installReceived(meta paxos.SnapshotMeta) error {
+	path := filepath.Join(d.opts.Dir, snapDir, recvFile)
+	size := d.recvBytes
+	if err := d.closeRecv(); err != nil {
+		return err
+	}
+	f, err := d.opts.FS.Open(path)
+	if err != nil {
+		return fmt.Errorf("node: open %s: %w", path, err)
+	}
+	err = d.writeSnapshotFile(meta, func(w io.Writer) error {
+		_, err := io.Copy(w, io.NewSectionReader(f, 0, int64(size)))
+		return err
+	})
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("node: close %s: %w", path, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.opts.FS.Remove(path); err != nil {
+		d.opts.Logger.Warn("removing the received snapshot", "file", path, "err", err)
+	}
+	d.removeSnapshotsBelow(meta.Slot)
+	return nil
+}
+
+// removeLeftovers removes, at start-up, a partly received snapshot and the
+// temporary files of snapshot writes a crash interrupted.
+func (d *Disk) removeLeftovers() error {
+	dir := filepath.Join(d.opts.Dir, snapDir)
+	if err := d.opts.FS.Remove(filepath.Join(dir, recvFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("node: remove the partly received snapshot: %w", err)
+	}
+	if _, err := wal.RemoveSnapshotTemps(d.opts.FS, dir); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
 }
 
 // DurableHardState is the hard state a restart restores at least: the
 // promise of the latest Save, and a commit index that may lag behind it.
 func (d *Disk) DurableHardState() paxos.HardState { return d.durableHS }
 
-// Close closes the WAL.
-func (d *Disk) Close() error { return d.log.Close() }
+// Close closes the WAL (and the file of a snapshot being received).
+func (d *Disk) Close() error { return errors.Join(d.closeRecv(), d.log.Close()) }

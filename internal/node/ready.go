@@ -9,6 +9,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/chorus-project/chorus/internal/paxos"
 )
@@ -17,9 +18,9 @@ import (
 // entries in slot order and snapshots to install. It is called on the
 // goroutine that handles Readys, one call at a time.
 type Applier interface {
-	// Restore replaces the state with a snapshot's; committed entries above
-	// snap.Meta.Slot follow through Apply.
-	Restore(snap paxos.Snapshot) error
+	// Restore replaces the state with a snapshot's, streamed from its file
+	// by r; committed entries above meta.Slot follow through Apply.
+	Restore(meta paxos.SnapshotMeta, r io.Reader) error
 	// Apply executes one committed entry. Entries of type EntryNoop and
 	// EntryConfig carry no command; the applier sees them so that it knows
 	// its applied slot.
@@ -53,8 +54,8 @@ func HandleReady(ctx context.Context, core *paxos.Core, rd paxos.Ready, disk *Di
 		send(rd.Messages)
 	}
 	if rd.Snapshot != nil {
-		if err := app.Restore(*rd.Snapshot); err != nil {
-			return nil, fmt.Errorf("node: install snapshot at slot %d: %w", rd.Snapshot.Meta.Slot, err)
+		if err := disk.ReadSnapshot(app.Restore); err != nil {
+			return nil, fmt.Errorf("node: install snapshot at slot %d: %w", rd.Snapshot.Slot, err)
 		}
 	}
 	for _, e := range rd.Committed {

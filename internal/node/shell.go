@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -153,11 +152,11 @@ func (cfg *ShellConfig) validate() error {
 		cfg.InputBytesMax < 1:
 		return bad("RequestQueueMax %d, InboxMessagesMax %d, InputBatchMax %d, InputBytesMax %d and ReadTimeoutTicks %d must be positive",
 			cfg.RequestQueueMax, cfg.InboxMessagesMax, cfg.InputBatchMax, cfg.InputBytesMax, cfg.ReadTimeoutTicks)
-	case cfg.NewTransport == nil && cfg.Core.Limits.SnapshotBytesMax > transport.DefaultLimits().FrameBytesMax-snapshotFrameOverheadBytes:
-		// A snapshot the transport refuses to send would strand every
+	case cfg.NewTransport == nil && cfg.Core.Limits.SnapshotChunkBytesMax > transport.DefaultLimits().FrameBytesMax-snapshotFrameOverheadBytes:
+		// A snapshot chunk the transport refuses to send would strand every
 		// member that needs it.
-		return bad("Core.Limits.SnapshotBytesMax %d does not fit in a transport frame of %d bytes with %d bytes of headers",
-			cfg.Core.Limits.SnapshotBytesMax, transport.DefaultLimits().FrameBytesMax, snapshotFrameOverheadBytes)
+		return bad("Core.Limits.SnapshotChunkBytesMax %d does not fit in a transport frame of %d bytes with %d bytes of headers",
+			cfg.Core.Limits.SnapshotChunkBytesMax, transport.DefaultLimits().FrameBytesMax, snapshotFrameOverheadBytes)
 	case cfg.NewTransport == nil && cfg.ListenAddr == "":
 		return bad("ListenAddr is required")
 	}
@@ -169,8 +168,13 @@ func (cfg *ShellConfig) validate() error {
 	return nil
 }
 
-// snapshotFrameOverheadBytes bounds what a MsgSnapshot adds to the
-// snapshot's bytes in a transport frame: the envelope, the message header,
+// errAppSnapshot marks a snapshot that failed while the app wrote it (or
+// the file under it refused a write): the file is discarded and the member
+// goes on with its log uncompacted.
+var errAppSnapshot = errors.New("node: app snapshot failed")
+
+// snapshotFrameOverheadBytes bounds what a MsgSnapshot adds to its chunk's
+// bytes in a transport frame: the envelope, the message header,
 // the snapshot's metadata with up to Limits.MembersMax member ids.
 const snapshotFrameOverheadBytes = 64 << 10
 
@@ -259,7 +263,8 @@ func StartShell(cfg ShellConfig, app ShellApp) (*Shell, error) {
 	logger = logger.With("member", cfg.Core.ID)
 	disk, rec, err := OpenDisk(DiskOptions{
 		FS: cfg.FS, Dir: cfg.Dir, WAL: cfg.WAL, Logger: logger,
-		Identity: Identity{ClusterID: cfg.ClusterID, MemberID: cfg.Core.ID},
+		SnapshotBytesMax: uint64(max(cfg.Core.Limits.SnapshotBytesMax, 0)),
+		Identity:         Identity{ClusterID: cfg.ClusterID, MemberID: cfg.Core.ID},
 	})
 	if err != nil {
 		return nil, err
@@ -299,10 +304,8 @@ func (s *Shell) init() error {
 	if snap.Members.Len() > 0 {
 		s.appliedMembers = snap.Members
 	}
-	if s.rec.SnapshotData != nil {
-		if err := s.app.Restore(paxos.Snapshot{Meta: snap, Data: s.rec.SnapshotData}); err != nil {
-			return fmt.Errorf("node: restore local snapshot at slot %d: %w", snap.Slot, err)
-		}
+	if err := s.disk.ReadSnapshot(s.app.Restore); err != nil {
+		return fmt.Errorf("node: restore local snapshot at slot %d: %w", snap.Slot, err)
 	}
 	if s.cfg.NewTransport != nil {
 		s.tr, err = s.cfg.NewTransport(s.handle)
@@ -455,11 +458,14 @@ func (s *Shell) takeMore(bytes int) {
 	}
 }
 
-// messageBytes is the entry data m may add to the log.
+// messageBytes is the entry and snapshot data m may add to a Ready.
 func messageBytes(m paxos.Message) int {
 	n := 0
 	for _, e := range m.Entries {
 		n += len(e.Data)
+	}
+	if m.Chunk != nil {
+		n += len(m.Chunk.Data)
 	}
 	return n
 }
@@ -578,29 +584,28 @@ func (s *Shell) maybeSnapshot(ctx context.Context) error {
 	if s.cfg.SnapshotEntries == 0 || s.applied-s.snapSlot < s.cfg.SnapshotEntries {
 		return nil
 	}
-	var buf bytes.Buffer
-	if err := s.app.Snapshot(&buf); err != nil {
-		// The app could not snapshot; the log keeps growing until it can.
-		s.log.Error("snapshot failed; log not compacted", "slot", s.applied, "err", err)
-		s.snapSlot = s.applied
-		return nil
-	}
-	if buf.Len() > s.cfg.Core.Limits.SnapshotBytesMax {
-		// Peers would refuse it; compacting would strand slow followers.
-		s.log.Error("snapshot over SnapshotBytesMax; log not compacted",
-			"bytes", buf.Len(), "limit", s.cfg.Core.Limits.SnapshotBytesMax)
-		s.snapSlot = s.applied
-		return nil
-	}
 	meta := paxos.SnapshotMeta{Slot: s.applied, Ballot: s.appliedBallot, Members: s.appliedMembers}
-	if err := s.disk.Compact(ctx, meta, buf.Bytes()); err != nil {
+	// Streamed into the file: the snapshot is never held in memory whole.
+	write := func(w io.Writer) error {
+		if err := s.app.Snapshot(w); err != nil {
+			return fmt.Errorf("%w: %w", errAppSnapshot, err)
+		}
+		return nil
+	}
+	if err := s.disk.Compact(ctx, meta, write); err != nil {
+		if errors.Is(err, ErrSnapshotTooLarge) || errors.Is(err, errAppSnapshot) {
+			// Nothing was kept; the log keeps growing until a snapshot fits.
+			s.log.Error("snapshot failed; log not compacted", "slot", s.applied, "err", err)
+			s.snapSlot = s.applied
+			return nil
+		}
 		return err
 	}
 	if err := s.core.Compact(meta.Slot); err != nil {
 		return fmt.Errorf("node: compact core at slot %d: %w", meta.Slot, err)
 	}
 	s.snapSlot = meta.Slot
-	s.log.Debug("snapshot taken", "slot", meta.Slot, "bytes", buf.Len())
+	s.log.Debug("snapshot taken", "slot", meta.Slot)
 	return nil
 }
 
@@ -608,12 +613,12 @@ func (s *Shell) maybeSnapshot(ctx context.Context) error {
 // force there (a snapshot's metadata) and forwards to the app.
 type shellApplier Shell
 
-func (a *shellApplier) Restore(snap paxos.Snapshot) error {
-	if err := a.app.Restore(snap); err != nil {
+func (a *shellApplier) Restore(meta paxos.SnapshotMeta, r io.Reader) error {
+	if err := a.app.Restore(meta, r); err != nil {
 		return err
 	}
-	a.applied, a.appliedBallot, a.appliedMembers = snap.Meta.Slot, snap.Meta.Ballot, snap.Meta.Members
-	a.snapSlot = max(a.snapSlot, snap.Meta.Slot)
+	a.applied, a.appliedBallot, a.appliedMembers = meta.Slot, meta.Ballot, meta.Members
+	a.snapSlot = max(a.snapSlot, meta.Slot)
 	return nil
 }
 

@@ -22,14 +22,18 @@ type listApp struct {
 	data []string
 }
 
-func (a *listApp) Restore(snap paxos.Snapshot) error {
+func (a *listApp) Restore(_ paxos.SnapshotMeta, in io.Reader) error {
+	p, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.data = nil
-	r := wire.NewReader(snap.Data)
-	n := r.Count(len(snap.Data), 1)
+	r := wire.NewReader(p)
+	n := r.Count(len(p), 1)
 	for range n {
-		a.data = append(a.data, r.String(len(snap.Data)))
+		a.data = append(a.data, r.String(len(p)))
 	}
 	return r.Done()
 }

@@ -15,29 +15,37 @@ var ErrCorrupt = errors.New("paxos: corrupt encoding")
 // Limits bound what DecodeMessage accepts from a peer, so that a corrupt or
 // hostile message is refused before anything is allocated for it.
 type Limits struct {
-	EntriesMax       int // entries in one message
-	EntryBytesMax    int // data bytes of one entry
-	CtxBytesMax      int // bytes of a read context
-	SnapshotBytesMax int // application bytes of one snapshot
-	MembersMax       int // members in one configuration
+	EntriesMax    int // entries in one message
+	EntryBytesMax int // data bytes of one entry
+	CtxBytesMax   int // bytes of a read context
+	// SnapshotBytesMax bounds a whole snapshot's application bytes: a member
+	// refuses to receive a larger one (it travels in chunks, never whole).
+	SnapshotBytesMax int
+	// SnapshotChunkBytesMax bounds the data of one snapshot chunk, the
+	// largest snapshot payload of one message.
+	SnapshotChunkBytesMax int
+	MembersMax            int // members in one configuration
 }
 
 // DefaultLimits are generous bounds for a LAN cluster: a leader never sends
 // more than Config.BatchEntriesMax entries or a phase-1 reply more than
 // Config.PhaseOneEntriesMax, and both default well below EntriesMax.
 var DefaultLimits = Limits{
-	EntriesMax:       4096,
-	EntryBytesMax:    1 << 20,
-	CtxBytesMax:      1 << 10,
-	SnapshotBytesMax: 64 << 20,
-	MembersMax:       64,
+	EntriesMax:    4096,
+	EntryBytesMax: 1 << 20,
+	CtxBytesMax:   1 << 10,
+	// 4 GiB: snapshots are written to and read from files in chunks, so this
+	// bounds disk, not memory.
+	SnapshotBytesMax:      4 << 30,
+	SnapshotChunkBytesMax: 1 << 20,
+	MembersMax:            64,
 }
 
 // Encoded form of a Message (every integer a canonical uvarint unless a width
 // is given; "bytes" is a uvarint length followed by that many bytes):
 //
 //	field            size      notes
-//	type             1         MessageType, 1..9
+//	type             1         MessageType, 1..10
 //	from, to         uvarint   peer.ID
 //	ballot.round     uvarint
 //	ballot.leader    uvarint   peer.ID
@@ -45,15 +53,17 @@ var DefaultLimits = Limits{
 //	prev slot        uvarint
 //	last slot        uvarint
 //	hint             uvarint
-//	flags            1         bit 0 reject, bit 1 a snapshot follows; other bits 0
+//	flags            1         bit 0 reject, bit 1 a snapshot chunk follows; other bits 0
 //	ctx              bytes     at most Limits.CtxBytesMax
 //	entry count      uvarint   at most Limits.EntriesMax
 //	entries          count x { slot uvarint, round uvarint, leader uvarint,
 //	                           type 1 byte (1 normal, 2 noop, 3 config),
 //	                           data bytes (at most Limits.EntryBytesMax) }
-//	snapshot         if flag bit 1: slot uvarint, round uvarint, leader uvarint,
-//	                 members (see EncodeMembers, inline), data bytes
-//	                 (at most Limits.SnapshotBytesMax)
+//	snapshot chunk   if flag bit 1: slot uvarint, round uvarint, leader uvarint,
+//	                 members (see EncodeMembers, inline), total bytes uvarint,
+//	                 checksum 4 (CRC32C of the whole snapshot), offset uvarint,
+//	                 data checksum 4 (CRC32C of data), data bytes (at most
+//	                 Limits.SnapshotChunkBytesMax)
 //
 // Nothing may follow. The encoding is canonical: decoding accepts exactly one
 // byte string per message (no unknown flag bits, no non-canonical varint,
@@ -83,7 +93,7 @@ func AppendMessage(dst []byte, m Message) []byte {
 	if m.Reject {
 		flags |= flagReject
 	}
-	if m.Snapshot != nil {
+	if m.Chunk != nil {
 		flags |= flagSnapshot
 	}
 	w.Uint8(flags)
@@ -95,11 +105,15 @@ func AppendMessage(dst []byte, m Message) []byte {
 		w.Uint8(uint8(e.Type))
 		w.LenBytes(e.Data)
 	}
-	if m.Snapshot != nil {
-		w.Uvarint(m.Snapshot.Meta.Slot)
-		putBallot(w, m.Snapshot.Meta.Ballot)
-		putMembers(w, m.Snapshot.Meta.Members)
-		w.LenBytes(m.Snapshot.Data)
+	if ch := m.Chunk; ch != nil {
+		w.Uvarint(ch.Meta.Slot)
+		putBallot(w, ch.Meta.Ballot)
+		putMembers(w, ch.Meta.Members)
+		w.Uvarint(ch.Info.TotalBytes)
+		w.Uint32(ch.Info.Checksum)
+		w.Uvarint(ch.Offset)
+		w.Uint32(ch.DataChecksum)
+		w.LenBytes(ch.Data)
 	}
 	return w.Bytes()
 }
@@ -153,18 +167,22 @@ func DecodeMessage(p []byte, lim Limits) (Message, error) {
 		}
 	}
 	if flags&flagSnapshot != 0 {
-		s := &Snapshot{}
-		s.Meta.Slot = r.Uvarint()
-		s.Meta.Ballot = getBallot(r)
+		ch := &SnapshotChunk{}
+		ch.Meta.Slot = r.Uvarint()
+		ch.Meta.Ballot = getBallot(r)
 		members, err := getMembers(r, lim.MembersMax)
 		if err != nil {
-			return Message{}, fmt.Errorf("decode %s snapshot: %w", m.Type, err)
+			return Message{}, fmt.Errorf("decode %s snapshot chunk: %w", m.Type, err)
 		}
-		s.Meta.Members = members
-		if data := r.LenBytes(lim.SnapshotBytesMax); len(data) > 0 {
-			s.Data = data
+		ch.Meta.Members = members
+		ch.Info.TotalBytes = r.Uvarint()
+		ch.Info.Checksum = r.Uint32()
+		ch.Offset = r.Uvarint()
+		ch.DataChecksum = r.Uint32()
+		if data := r.LenBytes(lim.SnapshotChunkBytesMax); len(data) > 0 {
+			ch.Data = data
 		}
-		m.Snapshot = s
+		m.Chunk = ch
 	}
 	if err := r.Done(); err != nil {
 		return Message{}, fmt.Errorf("%w: decode %s: %w", ErrCorrupt, m.Type, err)

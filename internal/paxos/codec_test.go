@@ -29,11 +29,13 @@ func sampleMessages() []Message {
 		{Type: MsgAccepted, From: 1, To: 2, Ballot: Ballot{9, 9}, Reject: true, Hint: 3},
 		{Type: MsgHeartbeat, From: 2, To: 1, Ballot: b, Commit: 5, LastSlot: 6, Ctx: []byte("read-1")},
 		{Type: MsgHeartbeatAck, From: 1, To: 2, Ballot: b, Ctx: []byte("read-1")},
-		{Type: MsgSnapshot, From: 2, To: 4, Ballot: b, Commit: 10, LastSlot: 12, Snapshot: &Snapshot{
-			Meta: SnapshotMeta{Slot: 10, Ballot: Ballot{2, 2}, Members: peer.MustSet(1, 2, 4)},
-			Data: []byte("state"),
+		{Type: MsgSnapshot, From: 2, To: 4, Ballot: b, Commit: 10, LastSlot: 12, Chunk: &SnapshotChunk{
+			Meta:   SnapshotMeta{Slot: 10, Ballot: Ballot{2, 2}, Members: peer.MustSet(1, 2, 4)},
+			Info:   SnapshotInfo{TotalBytes: 1 << 40, Checksum: 0xdeadbeef},
+			Offset: 1 << 33, Data: []byte("state"), DataChecksum: ChecksumBytes([]byte("state")),
 		}},
-		{Type: MsgSnapshot, From: 2, To: 4, Ballot: b, Snapshot: &Snapshot{}},
+		{Type: MsgSnapshot, From: 2, To: 4, Ballot: b, Chunk: &SnapshotChunk{}},
+		{Type: MsgSnapshotAck, From: 4, To: 2, Ballot: b, PrevSlot: 10, Hint: 1 << 20},
 		{Type: MsgAccept, From: math.MaxUint64, To: 1, Ballot: Ballot{math.MaxUint64, math.MaxUint64}, PrevSlot: math.MaxUint64},
 	}
 }
@@ -63,13 +65,13 @@ func normalize(m Message) Message {
 	if len(m.Entries) == 0 {
 		m.Entries = nil
 	}
-	if m.Snapshot != nil {
-		s := *m.Snapshot
+	if m.Chunk != nil {
+		s := *m.Chunk
 		if len(s.Data) == 0 {
 			s.Data = nil
 		}
 		s.Meta.Members = peer.MustSet(s.Meta.Members.IDs()...)
-		m.Snapshot = &s
+		m.Chunk = &s
 	}
 	return m
 }
@@ -89,7 +91,7 @@ func TestDecodeMessageRejectsCorruptInput(t *testing.T) {
 	}{
 		{"empty", nil, lim, wire.ErrTruncated},
 		{"type 0", mutate(func(p []byte) []byte { p[0] = 0; return p }), lim, ErrCorrupt},
-		{"type 10", mutate(func(p []byte) []byte { p[0] = 10; return p }), lim, ErrCorrupt},
+		{"type 11", mutate(func(p []byte) []byte { p[0] = 11; return p }), lim, ErrCorrupt},
 		{"unknown flag", mutate(func(p []byte) []byte { p[flagsAt] = 0x80; return p }), lim, ErrCorrupt},
 		{"truncated", good[:len(good)-1], lim, wire.ErrTruncated},
 		{"trailing", append(bytes.Clone(good), 0), lim, wire.ErrTrailing},
@@ -100,7 +102,7 @@ func TestDecodeMessageRejectsCorruptInput(t *testing.T) {
 		{"noop with data", EncodeMessage(Message{Type: MsgAccept, Entries: []Entry{{Slot: 1, Type: EntryNoop, Data: []byte("z")}}}), lim, ErrCorrupt},
 		{"config not a member set", EncodeMessage(Message{Type: MsgAccept, Entries: []Entry{{Slot: 1, Type: EntryConfig, Data: []byte{2, 5, 3}}}}), lim, ErrCorrupt},
 		{"snapshot member 0", func() []byte {
-			p := EncodeMessage(Message{Type: MsgSnapshot, Snapshot: &Snapshot{Meta: SnapshotMeta{Members: peer.MustSet(1)}}})
+			p := EncodeMessage(Message{Type: MsgSnapshot, Chunk: &SnapshotChunk{Meta: SnapshotMeta{Members: peer.MustSet(1)}}})
 			p[16] = 0 // the one member id, after 12 header bytes, slot, round, leader and count
 			return p
 		}(), lim, ErrCorrupt},
@@ -151,7 +153,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{byte(MsgAccept), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	lim := Limits{EntriesMax: 64, EntryBytesMax: 256, CtxBytesMax: 32, SnapshotBytesMax: 1024, MembersMax: 16}
+	lim := Limits{EntriesMax: 64, EntryBytesMax: 256, CtxBytesMax: 32, SnapshotBytesMax: 1 << 20, SnapshotChunkBytesMax: 1024, MembersMax: 16}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := DecodeMessage(in, lim)
 		if err != nil {

@@ -66,14 +66,19 @@ type PlantedBugs struct {
 }
 
 // SnapshotSource gives the core read-only access to the snapshots the shell
-// took, so that a leader can send one to a member that needs compacted slots.
-// The core never holds application state itself. It is called from within the
-// core's methods, on the caller's goroutine.
+// took, so that a leader can send one, chunk by chunk, to a member that needs
+// compacted slots. The core never holds application state itself, nor a
+// whole snapshot. It is called from within the core's methods, on the
+// caller's goroutine.
 type SnapshotSource interface {
-	// SnapshotData returns the application bytes of the snapshot at slot: the
-	// slot last passed to Compact or restored. An error (say, the snapshot is
-	// being replaced) makes the leader try again at a later heartbeat.
-	SnapshotData(slot uint64) ([]byte, error)
+	// SnapshotInfo describes the application bytes of the snapshot at slot:
+	// the slot last passed to Compact or restored (a source may also keep
+	// older ones). An error makes the leader try again at a later heartbeat.
+	SnapshotInfo(slot uint64) (SnapshotInfo, error)
+	// SnapshotChunk returns the n bytes at offset of the snapshot at slot
+	// (offset+n never passes its size). An error, or fewer bytes, makes the
+	// leader start the transfer again later.
+	SnapshotChunk(slot, offset uint64, n int) ([]byte, error)
 }
 
 // Config configures one member's core.
@@ -96,6 +101,12 @@ type Config struct {
 	Rand *rand.Rand
 	// Snapshots serves snapshot bytes for MsgSnapshot.
 	Snapshots SnapshotSource
+	// SnapshotChunkBytes is the data size of one snapshot chunk (the last
+	// may be shorter); at most Limits.SnapshotChunkBytesMax.
+	SnapshotChunkBytes int
+	// SnapshotInflightChunksMax bounds the chunks a leader has sent to one
+	// follower and not yet seen acknowledged.
+	SnapshotInflightChunksMax int
 
 	// BatchEntriesMax and BatchBytesMax bound one Accept (it always carries
 	// at least one entry when one is due, whatever its size).
@@ -150,6 +161,10 @@ func DefaultConfig(id peer.ID, members peer.Set, rng *rand.Rand) Config {
 		// them, plus one maximal entry, still fits PhaseOneBytesMax.
 		ProposalQueueBytesMax: 8 << 20,
 		ReadQueueMax:          1024,
+		// 1 MiB chunks, 4 in flight: a chunk is one modest transport frame,
+		// and 4 MiB per catching-up follower keeps a LAN link busy.
+		SnapshotChunkBytes:        1 << 20,
+		SnapshotInflightChunksMax: 4,
 		// Room for a full proposal queue plus the no-ops a few failed
 		// leaderships add. 12 MiB keeps a Promise within one 16 MiB
 		// transport frame.
@@ -196,6 +211,12 @@ func (cfg *Config) validate() error {
 	case cfg.Limits.EntriesMax < cfg.BatchEntriesMax || cfg.Limits.EntriesMax < cfg.PhaseOneEntriesMax:
 		return bad("codec EntriesMax %d below BatchEntriesMax %d or PhaseOneEntriesMax %d",
 			cfg.Limits.EntriesMax, cfg.BatchEntriesMax, cfg.PhaseOneEntriesMax)
+	case cfg.SnapshotChunkBytes < 1 || cfg.SnapshotChunkBytes > cfg.Limits.SnapshotChunkBytesMax ||
+		cfg.SnapshotInflightChunksMax < 1:
+		return bad("SnapshotChunkBytes %d must lie in 1..Limits.SnapshotChunkBytesMax (%d), SnapshotInflightChunksMax %d must be positive",
+			cfg.SnapshotChunkBytes, cfg.Limits.SnapshotChunkBytesMax, cfg.SnapshotInflightChunksMax)
+	case cfg.Limits.SnapshotBytesMax < 0:
+		return bad("Limits.SnapshotBytesMax %d is negative", cfg.Limits.SnapshotBytesMax)
 	case cfg.Limits.EntryBytesMax < 1 || cfg.Limits.MembersMax < 1:
 		return bad("codec limits must be positive: %+v", cfg.Limits)
 	case cfg.Members.Len() > cfg.Limits.MembersMax:

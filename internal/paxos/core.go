@@ -39,6 +39,11 @@ type Core struct {
 
 	// Follower: the highest slot known equal to the current leader's log.
 	leaderMatch uint64
+	// Follower: the snapshot being received in chunks, nil if none. Only
+	// its position and running checksum are kept; the bytes go to the
+	// shell in Ready.SnapshotChunks. It is not durable: after a crash the
+	// transfer starts again from offset 0.
+	recv *snapRecv
 
 	// Pre-candidate and candidate.
 	campaignBallot Ballot
@@ -61,12 +66,24 @@ type Core struct {
 	applied        uint64 // last slot handed out in Committed and advanced
 	msgs           []Message
 	readStates     []ReadState
-	snapshotToSave *Snapshot
+	snapshotToSave *SnapshotMeta
+	chunksToSave   []SnapshotChunk
 	persistedHS    HardState
 	handed         *handedOut
 
 	// lastCommit is the commit at the previous invariant check.
 	lastCommit uint64
+}
+
+// snapRecv is a follower's chunked snapshot transfer in progress: from the
+// leader of ballot, the snapshot meta/info, next the next offset it wants and
+// crc the CRC32C of the bytes 0..next.
+type snapRecv struct {
+	ballot Ballot
+	meta   SnapshotMeta
+	info   SnapshotInfo
+	next   uint64
+	crc    uint32
 }
 
 type readRequest struct {
@@ -82,7 +99,7 @@ type handedOut struct {
 	logChanged    bool
 	logLast       uint64
 	committedLast uint64
-	snapshot      *Snapshot
+	snapshot      *SnapshotMeta
 }
 
 // New returns a core for cfg, starting from what the shell restored from
@@ -246,6 +263,8 @@ func (c *Core) becomeFollower(leader peer.ID) {
 	c.ownFirstSlot = 0
 	c.flushPending = false
 	c.reads, c.readsWaiting = nil, nil
+	// A transfer belongs to one leadership; a new one starts again.
+	c.recv = nil
 }
 
 // campaign starts a pre-vote for the next ballot.
@@ -414,7 +433,12 @@ func (c *Core) tickLeader() {
 		if pr.state == stateSnapshot {
 			pr.snapshotTicks++
 			if pr.snapshotTicks >= c.cfg.ElectionTicks {
-				pr.becomeProbe() // the snapshot or its answer was lost: try again
+				// Chunks or their answers were lost: resend from what the
+				// follower acknowledged.
+				pr.snapshotTicks = 0
+				pr.snapRewind(pr.snapAcked)
+				pr.snapResent = false
+				c.sendChunks(id, pr)
 			}
 		}
 	}
@@ -788,20 +812,48 @@ func (c *Core) sendAccept(id peer.ID, allowEmpty bool) bool {
 	return pr.next <= c.log.last()
 }
 
+// sendSnapshot starts a chunked transfer of the leader's snapshot to id.
 func (c *Core) sendSnapshot(id peer.ID, pr *progress) {
-	data, err := c.cfg.Snapshots.SnapshotData(c.log.snap.Slot)
-	if err != nil || len(data) > c.cfg.Limits.SnapshotBytesMax {
-		// Not available now (or too large to send): the next heartbeat
-		// answer tries again.
+	meta := c.log.snap
+	info, err := c.cfg.Snapshots.SnapshotInfo(meta.Slot)
+	if err != nil || info.TotalBytes > uint64(c.cfg.Limits.SnapshotBytesMax) {
+		// Not available now (or larger than peers accept): the next
+		// heartbeat answer tries again.
 		pr.probeSent = true
 		return
 	}
-	c.send(Message{Type: MsgSnapshot, To: id, Ballot: c.ballot, Commit: c.commit, LastSlot: c.log.last(),
-		Snapshot: &Snapshot{Meta: c.log.snap, Data: data}})
-	pr.state = stateSnapshot
-	pr.pendingSnapshot = c.log.snap.Slot
-	pr.snapshotTicks = 0
 	pr.resetInflight()
+	pr.state = stateSnapshot
+	pr.pendingSnapshot = meta.Slot
+	pr.snapMeta, pr.snapInfo = meta, info
+	pr.snapSent, pr.snapAcked = 0, 0
+	pr.snapStarted, pr.snapResent = false, false
+	pr.snapshotTicks = 0
+	c.sendChunks(id, pr)
+}
+
+// sendChunks sends the chunks of the transfer to id from snapSent on, as
+// far as the window of SnapshotInflightChunksMax chunks allows.
+func (c *Core) sendChunks(id peer.ID, pr *progress) {
+	chunk := uint64(c.cfg.SnapshotChunkBytes)
+	window := uint64(c.cfg.SnapshotInflightChunksMax) * chunk
+	total := pr.snapInfo.TotalBytes
+	for (pr.snapSent < total || !pr.snapStarted) && pr.snapSent-pr.snapAcked < window {
+		n := min(chunk, total-pr.snapSent)
+		data, err := c.cfg.Snapshots.SnapshotChunk(pr.snapMeta.Slot, pr.snapSent, int(n))
+		if err != nil || uint64(len(data)) != n {
+			// The snapshot is gone (replaced by a newer one): start over
+			// with whatever is current at the next heartbeat answer.
+			pr.becomeProbe()
+			pr.probeSent = true
+			return
+		}
+		c.send(Message{Type: MsgSnapshot, To: id, Ballot: c.ballot, Commit: c.commit, LastSlot: c.log.last(),
+			Chunk: &SnapshotChunk{Meta: pr.snapMeta, Info: pr.snapInfo, Offset: pr.snapSent, Data: data,
+				DataChecksum: ChecksumBytes(data)}})
+		pr.snapSent += n
+		pr.snapStarted = true
+	}
 }
 
 func (c *Core) assertInvariants() {

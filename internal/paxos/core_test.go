@@ -12,7 +12,10 @@ import (
 
 type noSnapshots struct{}
 
-func (noSnapshots) SnapshotData(uint64) ([]byte, error) { return nil, errors.New("none") }
+func (noSnapshots) SnapshotInfo(uint64) (SnapshotInfo, error) {
+	return SnapshotInfo{}, errors.New("none")
+}
+func (noSnapshots) SnapshotChunk(uint64, uint64, int) ([]byte, error) { return nil, errors.New("none") }
 
 func testConfig(id peer.ID, members ...peer.ID) Config {
 	cfg := DefaultConfig(id, peer.MustSet(members...), rand.New(rand.NewPCG(1, uint64(id))))
@@ -116,7 +119,7 @@ func TestStepRefusesInvalidMessages(t *testing.T) {
 		}},
 		{"corrupt config entry", func(m *Message) { m.Entries[0] = Entry{Slot: 1, Ballot: b, Type: EntryConfig, Data: []byte{1, 0}} }},
 		{"noop with data", func(m *Message) { m.Entries[0].Data = []byte("x") }},
-		{"snapshot on an accept", func(m *Message) { m.Snapshot = &Snapshot{} }},
+		{"snapshot on an accept", func(m *Message) { m.Chunk = &SnapshotChunk{} }},
 		{"snapshot missing", func(m *Message) { m.Type = MsgSnapshot; m.Entries = nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

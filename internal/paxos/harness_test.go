@@ -1,6 +1,7 @@
 package paxos
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -22,15 +23,28 @@ type memDisk struct {
 	hs      HardState
 	snap    Snapshot
 	entries []Entry // above snap.Meta.Slot, contiguous
+	// recv is the snapshot being received, as chunks arrive. A restart
+	// discards it, as the shell discards its file.
+	recv []byte
 }
 
 // persist carries out duty 1 of the Ready contract.
 func (d *memDisk) persist(rd Ready) {
+	for _, ch := range rd.SnapshotChunks {
+		if ch.Offset == 0 {
+			d.recv = nil
+		}
+		if uint64(len(d.recv)) != ch.Offset {
+			panic(fmt.Sprintf("chunk at %d appended to %d bytes", ch.Offset, len(d.recv)))
+		}
+		d.recv = append(d.recv, ch.Data...)
+	}
 	if rd.Snapshot != nil {
-		d.snap = *rd.Snapshot
+		d.snap = Snapshot{Meta: *rd.Snapshot, Data: d.recv}
+		d.recv = nil
 		kept := d.entries[:0:0]
 		for _, e := range d.entries {
-			if e.Slot > rd.Snapshot.Meta.Slot {
+			if e.Slot > rd.Snapshot.Slot {
 				kept = append(kept, e)
 			}
 		}
@@ -76,12 +90,19 @@ type member struct {
 	lastCommit uint64 // for the monotonic-commit check, per incarnation
 }
 
-// SnapshotData serves the snapshot the member's disk holds.
-func (m *member) SnapshotData(slot uint64) ([]byte, error) {
+// SnapshotInfo and SnapshotChunk serve the snapshot the member's disk holds.
+func (m *member) SnapshotInfo(slot uint64) (SnapshotInfo, error) {
+	if m.disk.snap.Meta.Slot != slot {
+		return SnapshotInfo{}, fmt.Errorf("no snapshot at %d (have %d)", slot, m.disk.snap.Meta.Slot)
+	}
+	return SnapshotInfo{TotalBytes: uint64(len(m.disk.snap.Data)), Checksum: ChecksumBytes(m.disk.snap.Data)}, nil
+}
+
+func (m *member) SnapshotChunk(slot, offset uint64, n int) ([]byte, error) {
 	if m.disk.snap.Meta.Slot != slot {
 		return nil, fmt.Errorf("no snapshot at %d (have %d)", slot, m.disk.snap.Meta.Slot)
 	}
-	return m.disk.snap.Data, nil
+	return m.disk.snap.Data[offset : offset+uint64(n)], nil
 }
 
 type cluster struct {
@@ -161,6 +182,7 @@ func (c *cluster) restart(id peer.ID) error {
 	}
 	// Each life draws other timeouts, as a real restart would.
 	m.cfg.Rand = rand.New(rand.NewPCG(c.seed+uint64(len(c.violations))+m.disk.hs.Commit+7, uint64(id)))
+	m.disk.recv = nil // the shell discards a partly received snapshot
 	core, err := New(m.cfg, Restored{HardState: m.disk.hs, Entries: cloneEntries(m.disk.entries), Snapshot: m.disk.snap.Meta})
 	if err != nil {
 		return err
@@ -188,8 +210,11 @@ func (c *cluster) processReady(id peer.ID) {
 	if rd.HardState != nil {
 		c.printf("%s: persist %s\n", id, *rd.HardState)
 	}
+	for _, ch := range rd.SnapshotChunks {
+		c.printf("%s: write snapshot %d bytes %d..%d\n", id, ch.Meta.Slot, ch.Offset, ch.Offset+uint64(len(ch.Data)))
+	}
 	if rd.Snapshot != nil {
-		c.printf("%s: persist snapshot %s\n", id, rd.Snapshot.Meta)
+		c.printf("%s: persist snapshot %s\n", id, rd.Snapshot)
 	}
 	if rd.EntriesFrom != 0 {
 		c.printf("%s: persist log from %d: %s\n", id, rd.EntriesFrom, entriesString(rd.Entries))
@@ -200,8 +225,8 @@ func (c *cluster) processReady(id peer.ID) {
 		c.net = append(c.net, msg)
 	}
 	if rd.Snapshot != nil {
-		m.sm = restoreSM(*rd.Snapshot)
-		c.printf("%s: install snapshot at %d\n", id, rd.Snapshot.Meta.Slot)
+		m.sm = restoreSM(m.disk.snap)
+		c.printf("%s: install snapshot at %d\n", id, rd.Snapshot.Slot)
 	}
 	for _, e := range rd.Committed {
 		c.apply(m, e)
@@ -255,9 +280,15 @@ func (c *cluster) check(m *member) {
 // deliver hands the in-flight messages that match to their recipients (or
 // drops them). It reports how many it handled.
 func (c *cluster) deliver(from, to peer.ID, drop bool) int {
+	return c.deliverHow(from, to, drop, false, 0)
+}
+
+// deliverHow is deliver, of at most n messages if n > 0; with corrupt, the
+// data of every snapshot chunk delivered has one bit flipped on the way.
+func (c *cluster) deliverHow(from, to peer.ID, drop, corrupt bool, n int) int {
 	var keep, take []Message
 	for _, msg := range c.net {
-		if (from == peer.None || msg.From == from) && (to == peer.None || msg.To == to) {
+		if (from == peer.None || msg.From == from) && (to == peer.None || msg.To == to) && (n <= 0 || len(take) < n) {
 			take = append(take, msg)
 		} else {
 			keep = append(keep, msg)
@@ -265,6 +296,13 @@ func (c *cluster) deliver(from, to peer.ID, drop bool) int {
 	}
 	c.net = keep
 	for _, msg := range take {
+		if corrupt && msg.Chunk != nil && len(msg.Chunk.Data) > 0 {
+			ch := *msg.Chunk
+			ch.Data = bytes.Clone(ch.Data)
+			ch.Data[0] ^= 0x10
+			msg.Chunk = &ch
+			c.printf("corrupted on the way: ")
+		}
 		c.deliverOne(msg, drop)
 	}
 	return len(take)

@@ -16,10 +16,10 @@ import (
 //
 // Commands (ids are member ids; "[x]" is optional):
 //
-//	add-members 1 2 3 [q1=N] [q2=N] [seed=N] [batch=N] [bug=commit-one-short|read-without-quorum-round]
+//	add-members 1 2 3 [q1=N] [q2=N] [seed=N] [batch=N] [chunk=N] [window=N] [bug=commit-one-short|read-without-quorum-round]
 //	tick 1 [n]               tick-all [n]
 //	campaign 1               propose 1 data          read-index 1 ctx
-//	process-ready 1 [2 ...]  deliver [from=1] [to=2] [drop]
+//	process-ready 1 [2 ...]  deliver [from=1] [to=2] [n=K] [drop] [corrupt]
 //	stabilize                partition 1 / 2 3       heal
 //	crash 2                  restart 2               compact 1 slot
 //	add-member 1 4           remove-member 1 3
@@ -171,7 +171,8 @@ func runCommand(t *testing.T, cp **cluster, d *datadriven.TestData, out *strings
 	case "deliver":
 		from, _ := intArg(d, "from", 0)
 		to, _ := intArg(d, "to", 0)
-		if c.deliver(peer.ID(from), peer.ID(to), d.HasArg("drop")) == 0 {
+		n, _ := intArg(d, "n", 0)
+		if c.deliverHow(peer.ID(from), peer.ID(to), d.HasArg("drop"), d.HasArg("corrupt"), n) == 0 {
 			fmt.Fprintln(out, "nothing to deliver")
 		}
 		return nil
@@ -306,6 +307,12 @@ func cmdAddMembers(cp **cluster, d *datadriven.TestData, args []string, out *str
 	c.base.Q1, c.base.Q2 = q1, q2
 	if b, _ := intArg(d, "batch", 0); b > 0 {
 		c.base.BatchEntriesMax = b
+	}
+	if b, _ := intArg(d, "chunk", 0); b > 0 {
+		c.base.SnapshotChunkBytes = b
+	}
+	if b, _ := intArg(d, "window", 0); b > 0 {
+		c.base.SnapshotInflightChunksMax = b
 	}
 	switch strArg(d, "bug") {
 	case "":

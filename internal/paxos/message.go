@@ -51,12 +51,18 @@ const (
 	// acknowledges like MsgAccepted). With Reject, Ballot is the member's
 	// higher promise.
 	MsgHeartbeatAck
-	// MsgSnapshot installs Snapshot on a member that needs slots the leader
-	// has compacted away. It is answered with MsgAccepted.
+	// MsgSnapshot carries one chunk (Chunk) of the snapshot a member needs
+	// because the leader compacted the slots it lacks. Chunks that are not
+	// the last are answered with MsgSnapshotAck; the last one, once the
+	// whole snapshot's checksum held and it is installed, with MsgAccepted.
 	MsgSnapshot
+	// MsgSnapshotAck answers a chunk: PrevSlot is the snapshot's slot and
+	// Hint the next byte offset the member wants (0: start again). With
+	// Reject, Ballot is the member's higher promise.
+	MsgSnapshotAck
 )
 
-const msgTypeMax = MsgSnapshot
+const msgTypeMax = MsgSnapshotAck
 
 func (t MessageType) String() string {
 	switch t {
@@ -78,13 +84,15 @@ func (t MessageType) String() string {
 		return "HeartbeatAck"
 	case MsgSnapshot:
 		return "Snapshot"
+	case MsgSnapshotAck:
+		return "SnapshotAck"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
 
 // Message is every message between members. Which fields matter depends on
-// Type (see the MessageType constants); the rest are zero. Entries, Snapshot
-// and Ctx may alias the buffer a message was decoded from.
+// Type (see the MessageType constants); the rest are zero. Entries, Chunk's
+// data and Ctx may alias the buffer a message was decoded from.
 type Message struct {
 	Type     MessageType
 	From     peer.ID
@@ -96,7 +104,7 @@ type Message struct {
 	Hint     uint64
 	Reject   bool
 	Entries  []Entry
-	Snapshot *Snapshot
+	Chunk    *SnapshotChunk
 	Ctx      []byte
 }
 
@@ -130,8 +138,12 @@ func (m Message) String() string {
 			fmt.Fprintf(&b, " last=%d", m.LastSlot)
 		}
 	case MsgSnapshot:
-		if m.Snapshot != nil {
-			fmt.Fprintf(&b, " snap=[%s] %d bytes", m.Snapshot.Meta, len(m.Snapshot.Data))
+		if ch := m.Chunk; ch != nil {
+			fmt.Fprintf(&b, " snap=[%s] bytes %d..%d of %d", ch.Meta, ch.Offset, ch.Offset+uint64(len(ch.Data)), ch.Info.TotalBytes)
+		}
+	case MsgSnapshotAck:
+		if !m.Reject {
+			fmt.Fprintf(&b, " snap=%d next=%d", m.PrevSlot, m.Hint)
 		}
 	}
 	if len(m.Ctx) > 0 {

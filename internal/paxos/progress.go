@@ -13,8 +13,9 @@ const (
 	// stateReplicate: the follower matches up to match; Accepts are pipelined
 	// optimistically from next, within the in-flight window.
 	stateReplicate
-	// stateSnapshot: a snapshot is on its way; nothing else is sent until it
-	// is acknowledged or ElectionTicks pass.
+	// stateSnapshot: a snapshot is on its way in chunks; nothing else is
+	// sent until it is installed. Chunks lost or unanswered for
+	// ElectionTicks are sent again from the last acknowledged offset.
 	stateSnapshot
 )
 
@@ -44,9 +45,21 @@ type progress struct {
 	// probeSent pauses a probing follower until it answers.
 	probeSent bool
 	// pendingSnapshot is the slot of the snapshot sent, in stateSnapshot;
-	// snapshotTicks counts ticks since, to retry a lost one.
+	// snapshotTicks counts ticks since the transfer last moved, to resend
+	// what was lost.
 	pendingSnapshot uint64
 	snapshotTicks   int
+	// The chunked transfer: what is sent (snapMeta, snapInfo), the next
+	// offset to send and the offset the follower acknowledged holding.
+	// snapStarted says the first chunk went out (an empty snapshot is one
+	// empty chunk); snapResent that a gap was already answered by resending,
+	// until the acknowledged offset moves again.
+	snapMeta    SnapshotMeta
+	snapInfo    SnapshotInfo
+	snapSent    uint64
+	snapAcked   uint64
+	snapStarted bool
+	snapResent  bool
 	// inflight holds the unacknowledged batches in replicate state, oldest
 	// first; inflightBytes is the sum of their bytes. The entry count in
 	// flight is next-1-match.
@@ -69,6 +82,12 @@ func (p *progress) becomeReplicate() {
 	p.probeSent = false
 	p.next = p.match + 1
 	p.resetInflight()
+}
+
+// snapRewind makes a chunked transfer resend from offset.
+func (p *progress) snapRewind(offset uint64) {
+	p.snapSent = offset
+	p.snapStarted = offset > 0
 }
 
 func (p *progress) resetInflight() {

@@ -268,6 +268,10 @@ func runRandomOpts(seed uint64, n, steps int, bugs PlantedBugs, confChanges bool
 	c := newCluster(seed, nil)
 	c.base.Bugs = bugs
 	c.base.BatchEntriesMax = 4
+	// Snapshots of a few dozen bytes travel in many chunks, so loss,
+	// duplication, crashes and leader changes hit transfers midway.
+	c.base.SnapshotChunkBytes = 8
+	c.base.SnapshotInflightChunksMax = 3
 	c.base.InflightEntriesMax = 8
 	c.base.ProposalQueueMax = 32
 	c.base.PhaseOneEntriesMax = 64

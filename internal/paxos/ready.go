@@ -15,9 +15,18 @@ import (
 type Ready struct {
 	// HardState, if not nil, must be durable before Messages are sent.
 	HardState *HardState
-	// Snapshot, if not nil, must be durable before Messages are sent and
+	// SnapshotChunks are pieces of a snapshot being received, in order: the
+	// caller appends each to its file of the snapshot being received (one
+	// at Offset 0 starts that file afresh) before Messages are sent. They
+	// need not be synced: a receiving member that crashes starts the
+	// transfer again, and its leftover file must be discarded at restart.
+	SnapshotChunks []SnapshotChunk
+	// Snapshot, if not nil, is complete: the bytes received in
+	// SnapshotChunks (of this Ready and earlier ones) are the snapshot
+	// Snapshot describes, their checksum verified. It must be made durable
+	// (after this Ready's chunks are written) before Messages are sent and
 	// installed into the state machine before Committed is applied.
-	Snapshot *Snapshot
+	Snapshot *SnapshotMeta
 	// EntriesFrom, if not 0, is the first slot whose persisted entry changes:
 	// delete every persisted entry at or above it, then append Entries
 	// (which start at EntriesFrom when not empty). Durable before Messages.
@@ -33,7 +42,7 @@ type Ready struct {
 
 // HasReady reports whether Ready would hand out anything.
 func (c *Core) HasReady() bool {
-	return c.flushPending || c.hardState() != c.persistedHS || c.snapshotToSave != nil ||
+	return c.flushPending || c.hardState() != c.persistedHS || c.snapshotToSave != nil || len(c.chunksToSave) > 0 ||
 		c.log.needsPersist() || len(c.msgs) > 0 || c.commit > c.applied || len(c.readStates) > 0
 }
 
@@ -53,6 +62,7 @@ func (c *Core) Ready() Ready {
 		rd.HardState = &hs
 		h.hs = &hs
 	}
+	rd.SnapshotChunks, c.chunksToSave = c.chunksToSave, nil
 	if c.snapshotToSave != nil {
 		rd.Snapshot = c.snapshotToSave
 		h.snapshot = c.snapshotToSave
@@ -94,7 +104,7 @@ func (c *Core) Advance(rd Ready) {
 		c.log.unstableFrom = min(c.log.dirtyFrom, h.logLast+1)
 	}
 	if h.snapshot != nil {
-		c.applied = max(c.applied, h.snapshot.Meta.Slot)
+		c.applied = max(c.applied, h.snapshot.Slot)
 	}
 	c.applied = max(c.applied, h.committedLast)
 	// The leader's own acknowledgement counts only now that its disk holds

@@ -38,6 +38,8 @@ func (c *Core) Step(m Message) error {
 		c.handleHeartbeatAck(m)
 	case MsgSnapshot:
 		c.handleSnapshot(m)
+	case MsgSnapshotAck:
+		c.handleSnapshotAck(m)
 	default:
 		invariant.Unreachable("message type %s passed validation", m.Type)
 	}
@@ -96,19 +98,27 @@ func (c *Core) validate(m Message) error {
 			return bad("commit %d beyond last slot %d", m.Commit, m.LastSlot)
 		}
 	case MsgSnapshot:
-		if m.Snapshot == nil || m.Snapshot.Meta.Slot == 0 || m.Snapshot.Meta.Members.Len() == 0 {
-			return bad("snapshot missing, at slot 0 or without members")
+		ch := m.Chunk
+		if ch == nil || ch.Meta.Slot == 0 || ch.Meta.Members.Len() == 0 {
+			return bad("snapshot chunk missing, at slot 0 or without members")
 		}
-		if m.Snapshot.Meta.Ballot.Compare(m.Ballot) > 0 || m.Snapshot.Meta.Slot > m.LastSlot {
-			return bad("snapshot %s beyond the leader's ballot %s or last slot %d", m.Snapshot.Meta, m.Ballot, m.LastSlot)
+		if ch.Meta.Ballot.Compare(m.Ballot) > 0 || ch.Meta.Slot > m.LastSlot {
+			return bad("snapshot %s beyond the leader's ballot %s or last slot %d", ch.Meta, m.Ballot, m.LastSlot)
+		}
+		if ch.Info.TotalBytes > uint64(c.cfg.Limits.SnapshotBytesMax) || len(ch.Data) > c.cfg.Limits.SnapshotChunkBytesMax {
+			return bad("snapshot of %d bytes or chunk of %d bytes over the limits %d, %d", ch.Info.TotalBytes, len(ch.Data),
+				c.cfg.Limits.SnapshotBytesMax, c.cfg.Limits.SnapshotChunkBytesMax)
+		}
+		if ch.Offset > ch.Info.TotalBytes || uint64(len(ch.Data)) > ch.Info.TotalBytes-ch.Offset {
+			return bad("chunk at %d of %d bytes beyond the snapshot's %d bytes", ch.Offset, len(ch.Data), ch.Info.TotalBytes)
 		}
 	case MsgPromise:
 		if m.Reject && len(m.Entries) > 0 {
 			return bad("rejection with entries")
 		}
 	}
-	if m.Type != MsgSnapshot && m.Snapshot != nil {
-		return bad("unexpected snapshot")
+	if m.Type != MsgSnapshot && m.Chunk != nil {
+		return bad("unexpected snapshot chunk")
 	}
 	return nil
 }
@@ -296,14 +306,67 @@ func (c *Core) handleHeartbeat(m Message) {
 	c.send(Message{Type: MsgHeartbeatAck, To: m.From, Ballot: m.Ballot, LastSlot: c.leaderMatch, Ctx: m.Ctx})
 }
 
+// handleSnapshot takes one chunk of a snapshot (see the package
+// documentation, "Snapshots and compaction"). Chunks are taken strictly in
+// order; anything else is answered with the offset wanted, so the leader
+// resends from there.
 func (c *Core) handleSnapshot(m Message) {
-	if !c.acceptLeader(m, MsgAccepted) {
+	if !c.acceptLeader(m, MsgSnapshotAck) {
 		return
 	}
-	meta := m.Snapshot.Meta
-	if meta.Slot > c.commit {
-		c.installSnapshot(Snapshot{Meta: meta, Data: bytes.Clone(m.Snapshot.Data)})
+	ch := m.Chunk
+	if ch.Meta.Slot <= c.commit {
+		// Nothing to install (this member caught up otherwise, or installed
+		// this snapshot and its answer was lost).
+		c.recv = nil
+		c.leaderMatch = max(c.leaderMatch, c.commit)
+		c.send(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, LastSlot: c.leaderMatch})
+		return
 	}
+	r := c.recv
+	same := r != nil && r.ballot == m.Ballot && r.meta.Slot == ch.Meta.Slot && r.meta.Ballot == ch.Meta.Ballot && r.info == ch.Info
+	want := uint64(0)
+	if same {
+		want = r.next
+	}
+	ack := func(next uint64) {
+		c.send(Message{Type: MsgSnapshotAck, To: m.From, Ballot: m.Ballot, PrevSlot: ch.Meta.Slot, Hint: next})
+	}
+	if ChecksumBytes(ch.Data) != ch.DataChecksum {
+		ack(want) // a damaged chunk: refuse it, ask for it again
+		return
+	}
+	if ch.Offset == 0 && !same {
+		// The start of a new transfer (a new leader or a newer snapshot):
+		// whatever was being received is abandoned.
+		r = &snapRecv{ballot: m.Ballot, meta: ch.Meta, info: ch.Info}
+		r.meta.Members = peer.MustSet(ch.Meta.Members.IDs()...) // a private copy
+		c.recv, want = r, 0
+	}
+	if ch.Offset != want || c.recv == nil {
+		// Out of order (a chunk before it was lost), a duplicate, or the
+		// middle of a transfer this member does not hold (it restarted):
+		// say where to go on from. A leader that restarted a transfer this
+		// member already holds part of resumes at want.
+		ack(want)
+		return
+	}
+	c.chunksToSave = append(c.chunksToSave, SnapshotChunk{Meta: r.meta, Info: r.info, Offset: ch.Offset,
+		Data: bytes.Clone(ch.Data), DataChecksum: ch.DataChecksum})
+	r.next += uint64(len(ch.Data))
+	r.crc = UpdateChecksum(r.crc, ch.Data)
+	if r.next < r.info.TotalBytes {
+		ack(r.next)
+		return
+	}
+	c.recv = nil
+	if r.crc != r.info.Checksum {
+		// Every chunk passed its own check, yet the whole does not: start
+		// again. The shell's file is rewritten from offset 0.
+		ack(0)
+		return
+	}
+	c.installSnapshot(r.meta)
 	c.leaderMatch = max(c.leaderMatch, c.commit)
 	c.send(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, LastSlot: c.leaderMatch})
 }
@@ -311,12 +374,10 @@ func (c *Core) handleSnapshot(m Message) {
 // installSnapshot replaces the log up to the snapshot's slot. Entries above
 // it stay: they are either the leader's own, or a stale suffix that a later
 // Accept or heartbeat overwrites or drops.
-func (c *Core) installSnapshot(s Snapshot) {
-	members := s.Meta.Members
-	s.Meta.Members = peer.MustSet(members.IDs()...) // a private copy
-	c.log.compact(s.Meta)
-	c.setCommit(s.Meta.Slot)
-	c.snapshotToSave = &s
+func (c *Core) installSnapshot(meta SnapshotMeta) {
+	c.log.compact(meta)
+	c.setCommit(meta.Slot)
+	c.snapshotToSave = &meta
 	c.mustRefreshConfig()
 }
 
@@ -366,6 +427,36 @@ func (c *Core) handleAccepted(m Message) {
 	}
 }
 
+// handleSnapshotAck moves a chunked transfer on: an offset above the
+// acknowledged one opens the window; one below it means the follower lost
+// what it held (it restarted, or refused the whole) and the leader goes back
+// there; the same offset again while more is in flight means a chunk was
+// lost or refused: resend from it, once until the offset moves.
+func (c *Core) handleSnapshotAck(m Message) {
+	if !c.leaderResponse(m) {
+		return
+	}
+	pr := c.progress[m.From]
+	pr.recentActive = true
+	if m.Reject || pr.state != stateSnapshot || m.PrevSlot != pr.pendingSnapshot || m.Hint > pr.snapInfo.TotalBytes {
+		return
+	}
+	switch {
+	case m.Hint > pr.snapAcked:
+		pr.snapAcked = m.Hint
+		pr.snapSent = max(pr.snapSent, m.Hint)
+		pr.snapResent = false
+		pr.snapshotTicks = 0
+	case m.Hint < pr.snapAcked:
+		pr.snapAcked, pr.snapResent = m.Hint, false
+		pr.snapRewind(m.Hint)
+	case pr.snapSent > pr.snapAcked && !pr.snapResent:
+		pr.snapRewind(pr.snapAcked)
+		pr.snapResent = true
+	}
+	c.sendChunks(m.From, pr)
+}
+
 func (c *Core) handleAcceptRejected(m Message, pr *progress) {
 	switch pr.state {
 	case stateReplicate:
@@ -398,6 +489,9 @@ func (c *Core) handleHeartbeatAck(m Message) {
 	pr := c.progress[m.From]
 	pr.recentActive = true
 	moved := m.LastSlot <= c.log.last() && pr.ack(m.LastSlot)
+	if pr.state == stateSnapshot && pr.match >= pr.pendingSnapshot {
+		pr.becomeReplicate() // installed; the answer to its last chunk was lost
+	}
 	if moved {
 		c.maybeCommit()
 		if c.role != Leader {

@@ -2,6 +2,7 @@ package paxos
 
 import (
 	"fmt"
+	"hash/crc32"
 	"strings"
 
 	"github.com/chorus-project/chorus/internal/peer"
@@ -129,11 +130,47 @@ func (m SnapshotMeta) String() string {
 	return fmt.Sprintf("slot=%d ballot=%s members=%v", m.Slot, m.Ballot, m.Members)
 }
 
-// Snapshot is a snapshot's metadata and the application's bytes.
+// Snapshot is a snapshot's metadata and the application's bytes, held in
+// memory: what tests and small tools use. The core itself never holds a
+// whole snapshot; it ships one in SnapshotChunks.
 type Snapshot struct {
 	Meta SnapshotMeta
 	Data []byte
 }
+
+// SnapshotInfo describes the application bytes of a stored snapshot: their
+// length and their CRC32C (Castagnoli), which a receiver checks before it
+// installs the snapshot.
+type SnapshotInfo struct {
+	TotalBytes uint64
+	Checksum   uint32
+}
+
+// SnapshotChunk is one piece of a snapshot on its way to a follower: the
+// bytes Offset..Offset+len(Data) of the snapshot described by Meta and
+// Info. In a message, DataChecksum is the CRC32C of Data, so a damaged chunk
+// is refused on its own; in a Ready, it is what the shell appends to the
+// snapshot being received (Offset 0 starts a new one).
+type SnapshotChunk struct {
+	Meta         SnapshotMeta
+	Info         SnapshotInfo
+	Offset       uint64
+	Data         []byte
+	DataChecksum uint32
+}
+
+// last reports whether the chunk ends the snapshot.
+func (ch *SnapshotChunk) last() bool { return ch.Offset+uint64(len(ch.Data)) == ch.Info.TotalBytes }
+
+// castagnoli is the CRC32C table of snapshot checksums (as the WAL's).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ChecksumBytes returns the CRC32C of p, the checksum SnapshotInfo and
+// SnapshotChunk carry.
+func ChecksumBytes(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
+
+// UpdateChecksum extends the running CRC32C crc with p.
+func UpdateChecksum(crc uint32, p []byte) uint32 { return crc32.Update(crc, castagnoli, p) }
 
 // ReadState releases a linearizable read: the leader confirmed with a Q2
 // quorum that it still led after the read arrived, so once the caller has

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 
@@ -93,14 +94,18 @@ type kvApplier struct {
 }
 
 // Restore implements node.Applier.
-func (a kvApplier) Restore(snap paxos.Snapshot) error {
-	kv, err := restoreKV(snap.Data, snap.Meta)
+func (a kvApplier) Restore(meta paxos.SnapshotMeta, r io.Reader) error {
+	p, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	kv, err := restoreKV(p, meta)
 	if err != nil {
 		return err
 	}
 	a.m.kv = kv
 	a.w.stats.SnapshotsInstalled++
-	a.w.trace("%s install snapshot %s", a.m.id, snap.Meta)
+	a.w.trace("%s install snapshot %s", a.m.id, meta)
 	a.w.checkState(a.m)
 	return nil
 }
@@ -160,7 +165,16 @@ func (w *world) start(m *member) error {
 		disk.Close()
 		return fmt.Errorf("paxos.New: %w", err)
 	}
-	kv, err := restoreKV(rec.SnapshotData, rec.Restored.Snapshot)
+	kv, err := restoreKV(nil, rec.Restored.Snapshot)
+	if err == nil {
+		err = disk.ReadSnapshot(func(meta paxos.SnapshotMeta, r io.Reader) error {
+			p, err := io.ReadAll(r)
+			if err == nil {
+				kv, err = restoreKV(p, meta)
+			}
+			return err
+		})
+	}
 	if err != nil {
 		disk.Close()
 		return err
@@ -323,8 +337,15 @@ func (w *world) traceReady(m *member, rd paxos.Ready) {
 	if rd.HardState != nil {
 		w.trace("%s persist %s", m.id, *rd.HardState)
 	}
+	for _, ch := range rd.SnapshotChunks {
+		w.stats.SnapshotChunksWritten++
+		w.trace("%s write snapshot %d bytes %d..%d of %d", m.id, ch.Meta.Slot, ch.Offset, ch.Offset+uint64(len(ch.Data)), ch.Info.TotalBytes)
+		if ch.Offset > 0 && ch.Offset+uint64(len(ch.Data)) == ch.Info.TotalBytes && rd.Snapshot != nil {
+			w.stats.MultiChunkInstalls++
+		}
+	}
 	if rd.Snapshot != nil {
-		w.trace("%s persist snapshot %s", m.id, rd.Snapshot.Meta)
+		w.trace("%s persist snapshot %s", m.id, *rd.Snapshot)
 	}
 	if rd.EntriesFrom != 0 {
 		w.trace("%s persist log from %d: %d entries", m.id, rd.EntriesFrom, len(rd.Entries))
@@ -358,7 +379,8 @@ func (w *world) maybeCompact(m *member) {
 		return
 	}
 	meta := paxos.SnapshotMeta{Slot: m.kv.applied, Ballot: m.kv.ballot, Members: st.Members}
-	err := m.disk.Compact(context.Background(), meta, m.kv.snapshot())
+	snap := m.kv.snapshot()
+	err := m.disk.Compact(context.Background(), meta, func(w io.Writer) error { _, err := w.Write(snap); return err })
 	if m.cut {
 		w.finishCut(m)
 		return

@@ -170,6 +170,8 @@ type Stats struct {
 	CorruptionsDetected           int // ... that OpenDisk refused
 	Compactions                   int
 	SnapshotsInstalled            int
+	SnapshotChunksWritten         int // chunks a receiving member wrote
+	MultiChunkInstalls            int // installs of a snapshot that took more than one chunk
 	LeaderChanges                 int
 	OpsInvoked, OpsOK             int
 	OpsUnknown                    int // puts whose outcome the client never learned
@@ -232,7 +234,8 @@ func (r Result) Summary() string {
 	fmt.Fprintf(&b, "  messages %d sent, %d dropped, %d duplicated; partitions %d\n", s.MessagesSent, s.MessagesDropped, s.MessagesDuplicated, s.Partitions)
 	fmt.Fprintf(&b, "  crashes %d (%d by disk faults), restarts %d; armed: %d fsync failures, %d torn writes, %d power cuts at fsync; corruptions %d (%d refused at start)\n",
 		s.Crashes, s.DiskFaultCrashes, s.Restarts, s.FsyncFaults, s.TornWriteFaults, s.PowerCuts, s.Corruptions, s.CorruptionsDetected)
-	fmt.Fprintf(&b, "  compactions %d, snapshots installed %d\n", s.Compactions, s.SnapshotsInstalled)
+	fmt.Fprintf(&b, "  compactions %d, snapshots installed %d (%d of several chunks; %d chunks written)\n",
+		s.Compactions, s.SnapshotsInstalled, s.MultiChunkInstalls, s.SnapshotChunksWritten)
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  %s\n", f)
 	}

@@ -61,6 +61,10 @@ type tuning struct {
 	proposalQueueMax   int
 	readQueueMax       int
 	segmentBytesMax    int64
+	// Snapshots of the simulated store are a few hundred bytes to a few
+	// KiB: chunks this small make most transfers span many chunks.
+	snapshotChunkBytes int
+	snapshotWindow     int
 }
 
 func drawTuning(rng *rand.Rand) tuning {
@@ -72,7 +76,12 @@ func drawTuning(rng *rand.Rand) tuning {
 	t.readQueueMax = []int{4, 32}[rng.IntN(2)]
 	// The largest Ready (a phase-1 recovery of a full proposal queue, or a
 	// snapshot install's entries) is a few KiB; node splits larger ones.
-	t.segmentBytesMax = []int64{16 << 10, 64 << 10, 256 << 10}[rng.IntN(3)]
+	seg := rng.IntN(3)
+	t.segmentBytesMax = []int64{16 << 10, 64 << 10, 256 << 10}[seg]
+	// Derived from draws already made, so that adding them did not shift
+	// the random stream (and every other choice) of each seed.
+	t.snapshotChunkBytes = []int{32, 128, 1 << 20}[seg]
+	t.snapshotWindow = 1 + t.readQueueMax%3
 	return t
 }
 
@@ -87,6 +96,8 @@ func (t tuning) apply(cfg *paxos.Config) {
 	// Room for a full proposal queue plus the no-ops of a few failed
 	// leaderships (paxos requires it to exceed ProposalQueueMax).
 	cfg.PhaseOneEntriesMax = t.proposalQueueMax + 64
+	cfg.SnapshotChunkBytes = t.snapshotChunkBytes
+	cfg.SnapshotInflightChunksMax = t.snapshotWindow
 }
 
 type phase uint8

@@ -92,13 +92,14 @@ func TestSeeds(t *testing.T) {
 		total.Partitions += r.Stats.Partitions
 		total.CorruptionsDetected += r.Stats.CorruptionsDetected
 		total.SnapshotsInstalled += r.Stats.SnapshotsInstalled
+		total.MultiChunkInstalls += r.Stats.MultiChunkInstalls
 		total.LeaderChanges += r.Stats.LeaderChanges
 	}
 	n := float64(count)
-	t.Logf("%d seeds from %d: %d failed, %.1f s (%.1f seeds/s); per run: %.0f ops (%.0f ok), %.1f crashes (%.1f by disk faults), %.1f partitions, %.1f leader changes, %.2f snapshots installed; corruptions refused: %d",
+	t.Logf("%d seeds from %d: %d failed, %.1f s (%.1f seeds/s); per run: %.0f ops (%.0f ok), %.1f crashes (%.1f by disk faults), %.1f partitions, %.1f leader changes, %.2f snapshots installed (%.2f of several chunks); corruptions refused: %d",
 		count, from, failed, elapsed.Seconds(), n/elapsed.Seconds(),
 		float64(total.OpsInvoked)/n, float64(total.OpsOK)/n, float64(total.Crashes)/n, float64(total.DiskFaultCrashes)/n,
-		float64(total.Partitions)/n, float64(total.LeaderChanges)/n, float64(total.SnapshotsInstalled)/n, total.CorruptionsDetected)
+		float64(total.Partitions)/n, float64(total.LeaderChanges)/n, float64(total.SnapshotsInstalled)/n, float64(total.MultiChunkInstalls)/n, total.CorruptionsDetected)
 }
 
 // TestFaultsHappen guards the simulator against quietly testing nothing: a
@@ -117,6 +118,7 @@ func TestFaultsHappen(t *testing.T) {
 		total.MessagesDropped += s.MessagesDropped
 		total.MessagesDuplicated += s.MessagesDuplicated
 		total.SnapshotsInstalled += s.SnapshotsInstalled
+		total.MultiChunkInstalls += s.MultiChunkInstalls
 		total.Compactions += s.Compactions
 		total.LeaderChanges += s.LeaderChanges
 		total.OpsUnknown += s.OpsUnknown
@@ -129,7 +131,8 @@ func TestFaultsHappen(t *testing.T) {
 		"power cuts": int64(total.PowerCuts), "corruptions refused": int64(total.CorruptionsDetected),
 		"partitions": int64(total.Partitions), "messages dropped": total.MessagesDropped,
 		"messages duplicated": total.MessagesDuplicated, "snapshots installed": int64(total.SnapshotsInstalled),
-		"compactions": int64(total.Compactions), "leader changes": int64(total.LeaderChanges),
+		"multi-chunk snapshot installs": int64(total.MultiChunkInstalls),
+		"compactions":                   int64(total.Compactions), "leader changes": int64(total.LeaderChanges),
 		"unknown puts": int64(total.OpsUnknown), "ops ok": int64(total.OpsOK),
 	} {
 		if v == 0 {
