@@ -448,7 +448,9 @@ func (c *Core) handleSnapshotAck(m Message) {
 		pr.snapResent = false
 		pr.snapshotTicks = 0
 	case m.Hint < pr.snapAcked:
-		pr.snapAcked, pr.snapResent = m.Hint, false
+		// Rewinding is the resend: answers to chunks already in flight
+		// must not rewind again before the offset moves.
+		pr.snapAcked, pr.snapResent = m.Hint, true
 		pr.snapRewind(m.Hint)
 	case pr.snapSent > pr.snapAcked && !pr.snapResent:
 		pr.snapRewind(pr.snapAcked)
