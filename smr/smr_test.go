@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -410,4 +412,66 @@ func TestLargeCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestChunkedSnapshotCatchUp: a follower is down while the others apply
+// more than 20 MiB of state and compact their logs, so when it comes back
+// the slots it lacks are gone and it must catch up from the leader's
+// snapshot, which (over smr's former 15 MiB one-message limit) travels in
+// 1 MiB chunks. It ends with the same commands as everyone.
+func TestChunkedSnapshotCatchUp(t *testing.T) {
+	const (
+		commands     = 48
+		commandBytes = 512 << 10 // 24 MiB of state in all
+		snapEvery    = 45        // one snapshot, of about 21.5 MiB
+	)
+	c := newCluster(t, 3, t.TempDir(), func(cfg *Config) { cfg.SnapshotEntries = snapEvery })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	lead, err := c.leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := c.next(lead)
+	c.kill(down)
+	client := rand.Uint64()
+	var acked []string
+	pad := strings.Repeat("x", commandBytes)
+	for seq := uint64(1); seq <= commands; seq++ {
+		cmd := fmt.Sprintf("c%d-%s", seq, pad)
+		if _, err := c.propose(ctx, RequestID{Client: client, Seq: seq}, []byte(cmd)); err != nil {
+			t.Fatalf("command %d: %v", seq, err)
+		}
+		acked = append(acked, cmd)
+	}
+	lead, err = c.leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := c.member(lead).Status(); st.SnapshotSlot < snapEvery {
+		t.Fatalf("leader %d did not compact: %+v", lead, st)
+	}
+	c.start(down, false)
+	if err := c.waitConverged(ctx, commands); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkExactlyOnce(c.logs(), acked); err != nil {
+		t.Fatal(err)
+	}
+	st := c.member(down).Status()
+	if st.SnapshotSlot == 0 {
+		t.Fatalf("member %d caught up without a snapshot: %+v", down, st)
+	}
+	files, err := filepath.Glob(filepath.Join(c.dirs[down], "snap", "*.snap"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no snapshot file on member %d: %v", down, err)
+	}
+	fi, err := os.Stat(files[len(files)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() < 20<<20 {
+		t.Fatalf("the snapshot installed is %d bytes, want over 20 MiB", fi.Size())
+	}
+	t.Logf("member %d caught up: applied %d, snapshot slot %d of %.1f MiB", down, st.Applied, st.SnapshotSlot, float64(fi.Size())/(1<<20))
 }
