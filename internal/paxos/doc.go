@@ -10,7 +10,10 @@
 //
 // Loop: when HasReady reports true, take rd := Ready() and, in this order:
 //
-//  1. Persist rd.Snapshot (if not nil; it replaces every persisted entry at
+//  1. Append rd.SnapshotChunks to the snapshot being received (one at
+//     offset 0 starts it afresh; need not be synced, and must be discarded
+//     after a crash). Persist rd.Snapshot (if not nil: the received bytes,
+//     which form the whole snapshot; it replaces every persisted entry at
 //     or below its slot, entries above it stay), then the log change (if
 //     rd.EntriesFrom != 0:
 //     delete every persisted entry at slot >= rd.EntriesFrom, then append
@@ -184,11 +187,21 @@
 //
 // Snapshots and compaction. After the shell snapshots its state machine at
 // an applied slot, Compact(slot) drops the log up to slot. When a follower
-// needs a compacted slot, the leader sends MsgSnapshot with the metadata it
-// recorded and the bytes the shell's SnapshotSource returns for that slot (the
-// core never holds application state); the follower hands it out in
-// Ready.Snapshot, keeps its entries above the snapshot slot, and acknowledges
-// after persisting.
+// needs a compacted slot, the leader sends the snapshot in MsgSnapshot chunks
+// of SnapshotChunkBytes, at most SnapshotInflightChunksMax unacknowledged,
+// reading each from the shell's SnapshotSource (the core never holds
+// application state, nor a whole snapshot). Each chunk carries the
+// snapshot's metadata, size and CRC32C, its offset and its own CRC32C. The
+// follower takes chunks strictly in order, refuses a damaged one, hands each
+// out in Ready.SnapshotChunks (the shell appends it to a file) and answers
+// MsgSnapshotAck with the next offset it wants; after the last one, if the
+// running CRC32C equals the whole checksum, it hands out Ready.Snapshot (the
+// metadata; the bytes are the chunks), keeps its entries above the snapshot
+// slot, and acknowledges with MsgAccepted after persisting. A transfer
+// belongs to one leadership and is not durable: a new leader, a newer
+// snapshot or a follower's restart starts it again from offset 0. The leader
+// resends from the acknowledged offset after a gap, a regression or
+// ElectionTicks without progress. docs/paxos.md states the memory bounds.
 //
 // Planted bugs. Config.Bugs switches on deliberate bugs so that the checkers
 // of this package's tests and of the simulator can be shown to catch them. They
