@@ -139,7 +139,7 @@
 // flight until an answer), replicate (up to InflightEntriesMax entries and
 // InflightBytesMax bytes unacknowledged; the bytes bound may be passed by
 // one entry, since a batch always carries at least one) and snapshot
-// (waiting for an install, retried after ElectionTicks) states. A heartbeat
+// (sending a snapshot in chunks until it is installed) states. A heartbeat
 // answer that shows no progress unpauses a probe, and in replicate state
 // triggers an empty Accept, so that a lost last batch is detected and resent. One Accept carries at most BatchEntriesMax entries and
 // BatchBytesMax bytes (at least one entry). Proposals are appended to the
