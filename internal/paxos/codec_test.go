@@ -106,6 +106,14 @@ func TestDecodeMessageRejectsCorruptInput(t *testing.T) {
 			p[16] = 0 // the one member id, after 12 header bytes, slot, round, leader and count
 			return p
 		}(), lim, ErrCorrupt},
+		{"chunk too big", func() []byte {
+			for _, m := range sampleMessages() {
+				if m.Chunk != nil && len(m.Chunk.Data) > 0 {
+					return EncodeMessage(m)
+				}
+			}
+			panic("no sample chunk")
+		}(), Limits{EntriesMax: 8, CtxBytesMax: 8, MembersMax: 8, SnapshotChunkBytesMax: 4}, wire.ErrTooLarge},
 		{"non-canonical varint", append([]byte{byte(MsgAccept), 0x81, 0x00}, make([]byte, 12)...), lim, wire.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,6 +95,15 @@ func TestRestartKeepsPromise(t *testing.T) {
 	}
 }
 
+// chunkMsg is a snapshot chunk of n bytes at offset of a snapshot of total
+// bytes, from member 2 to 1.
+func chunkMsg(b Ballot, offset uint64, n int, total uint64) Message {
+	data := make([]byte, n)
+	return Message{Type: MsgSnapshot, From: 2, To: 1, Ballot: b, LastSlot: 5, Chunk: &SnapshotChunk{
+		Meta: SnapshotMeta{Slot: 5, Ballot: b, Members: peer.MustSet(1, 2, 3)},
+		Info: SnapshotInfo{TotalBytes: total}, Offset: offset, Data: data, DataChecksum: ChecksumBytes(data)}}
+}
+
 func TestStepRefusesInvalidMessages(t *testing.T) {
 	b := Ballot{2, 2}
 	good := Message{Type: MsgAccept, From: 2, To: 1, Ballot: b, PrevSlot: 0, LastSlot: 1,
@@ -121,6 +130,12 @@ func TestStepRefusesInvalidMessages(t *testing.T) {
 		{"noop with data", func(m *Message) { m.Entries[0].Data = []byte("x") }},
 		{"snapshot on an accept", func(m *Message) { m.Chunk = &SnapshotChunk{} }},
 		{"snapshot missing", func(m *Message) { m.Type = MsgSnapshot; m.Entries = nil }},
+		{"chunk beyond the snapshot", func(m *Message) { *m = chunkMsg(b, 8, 4, 10) }},
+		{"chunk offset beyond the snapshot", func(m *Message) { *m = chunkMsg(b, 11, 0, 10) }},
+		{"chunk over SnapshotChunkBytesMax", func(m *Message) {
+			*m = chunkMsg(b, 0, DefaultLimits.SnapshotChunkBytesMax+1, 1<<30)
+		}},
+		{"snapshot over SnapshotBytesMax", func(m *Message) { *m = chunkMsg(b, 0, 1, uint64(DefaultLimits.SnapshotBytesMax)+1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := New(testConfig(1, 1, 2, 3), Restored{})
