@@ -30,6 +30,7 @@ type Comparison struct {
 type Report struct {
 	Command     string         `json:"command"`
 	Host        string         `json:"host,omitempty"`
+	Label       string         `json:"label,omitempty"`
 	Settings    map[string]any `json:"settings"`
 	Results     []Result       `json:"results"`
 	Comparisons []Comparison   `json:"comparisons,omitempty"`

@@ -25,8 +25,13 @@ trap cleanup EXIT
 (cd "$here/.." && go build -o "$dir/loadgen" ./cmd/loadgen)
 "$here/etcd-cluster.sh" start "$dir/etcd"
 "$here/chorus-cluster.sh" start "$dir/chorus"
-echo "compare: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "compare: load average before the run: $load_before" >&2
+# chorus-cluster.sh builds the working tree, which may hold uncommitted work: say so.
+rev=$(git -C "$here/../.." describe --always --dirty 2>/dev/null || echo unknown)
+etcd_version=$(/usr/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p')
 "$dir/loadgen" --system etcd,chorus --etcd-pid-dir "$dir/etcd" --chorus-pid-dir "$dir/chorus" \
+	--label "chorus $rev; etcd $etcd_version; load average before $load_before" \
 	--json "$dir/report.json" "$@"
 echo "compare: load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "compare: JSON report in $dir/report.json" >&2

@@ -57,6 +57,7 @@ type options struct {
 	jsonPath        string
 	settle          time.Duration
 	seed            uint64
+	label           string
 }
 
 const (
@@ -114,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.settle, "settle", 30*time.Second, "memory mode: idle wait after the load before the settled RSS reading")
 	fs.StringVar(&o.jsonPath, "json", "", "write the JSON report to this file (default: print it after the table)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the workers' key choice")
+	fs.StringVar(&o.label, "label", "", "free text stored in the JSON report (compare.sh: versions and load average)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -223,7 +225,7 @@ func (o options) settings() map[string]any {
 
 // run executes the invocation; ok is false when some operations failed.
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (ok bool, err error) {
-	rep := bench.Report{Command: "loadgen " + strings.Join(os.Args[1:], " "), Settings: o.settings()}
+	rep := bench.Report{Command: "loadgen " + strings.Join(os.Args[1:], " "), Label: o.label, Settings: o.settings()}
 	rep.Host, _ = os.Hostname()
 	drivers := map[string]bench.Driver{}
 	defer func() {
