@@ -42,13 +42,6 @@ const (
 // errCorruptSnapshot: the machine's snapshot header is malformed.
 var errCorruptSnapshot = errors.New("server: corrupt snapshot header")
 
-// errSnapshotTooLarge: the state cannot fit in smr's snapshot limit.
-var errSnapshotTooLarge = errors.New("server: state too large for an smr snapshot")
-
-// smrSnapshotBytesMax is smr's snapshot limit (smr/config.go
-// snapshotBytesMax, unexported): one transport frame.
-const smrSnapshotBytesMax = 15 << 20
-
 // machine is the smr.StateMachine of a server: one kv.Machine holding the
 // catalog of namespaces and the keys of every paxos namespace.
 //
@@ -120,17 +113,14 @@ func (m *machine) Query(q []byte) []byte {
 // x {member id uvarint, address length uvarint, address bytes} in id order,
 // then kv's snapshot (docs/kv.md).
 //
-// When the keys and values alone (a lower bound of the snapshot's size)
-// exceed smr's limit, it fails at once: smr would serialize the whole state
-// only to drop it (it does not compact the log then either), a stall of
-// tens of milliseconds every SnapshotEntries commands.
+// smr streams it into a snapshot file (and to a lagging follower in
+// chunks), so its size is bounded only by smr's limit (4 GiB). Applying
+// waits while it is written: kv has no copy-on-write snapshot, so a large
+// state stalls the member for the length of a sequential write every
+// SnapshotEntries commands (docs/server.md).
 func (m *machine) Snapshot(w io.Writer) error {
 	m.kvMu.Lock()
 	defer m.kvMu.Unlock()
-	if st := m.kv.Stats(); st.Bytes > smrSnapshotBytesMax {
-		return fmt.Errorf("%w: %d bytes of keys and values, limit %d; the log is not compacted",
-			errSnapshotTooLarge, st.Bytes, smrSnapshotBytesMax)
-	}
 	m.mu.RLock()
 	book := maps.Clone(m.httpAddrs)
 	m.mu.RUnlock()
