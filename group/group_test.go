@@ -280,3 +280,33 @@ func TestFounders(t *testing.T) {
 		t.Fatalf("a founder list without this host: %v", err)
 	}
 }
+
+// TestTwoGroupsOneHost: two groups over the same three Hosts (one
+// transport each) keep their views, messages and states apart.
+func TestTwoGroupsOneHost(t *testing.T) {
+	ms := startGroup(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var second []*member
+	for i, m := range ms {
+		app := newLogApp()
+		tweak := func(c *Config) { c.GroupID = 2 }
+		var contacts []Member
+		if i > 0 {
+			contacts = []Member{{ID: 1, Addr: ms[0].host.Addr()}}
+		}
+		second = append(second, &member{host: m.host, app: app, g: joinMember(t, ctx, m.host, i == 0, contacts, app, tweak)})
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		for _, m := range second {
+			if len(m.g.View().Members) != 3 {
+				return false
+			}
+		}
+		return true
+	}, "the second group at three members")
+	sendAll(t, ms, 30, Total)
+	sendAll(t, second, 10, Total)
+	waitFor(t, 20*time.Second, func() bool { return equalLogs(ms, 90) && equalLogs(second, 30) },
+		"90 deliveries in group 1 and 30 in group 2, each in one order")
+}
