@@ -28,6 +28,8 @@ type logApp struct {
 	failRestore int
 	restores    int
 	changed     chan struct{}
+	// onDeliver, if set, sees every message (under mu).
+	onDeliver func(Message)
 }
 
 func newLogApp() *logApp {
@@ -45,6 +47,9 @@ func (a *logApp) Deliver(m Message) []byte {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	defer a.notify()
+	if a.onDeliver != nil {
+		a.onDeliver(m)
+	}
 	switch {
 	case m.Query:
 		return []byte(fmt.Sprintf("%d", len(a.entries)))

@@ -28,6 +28,11 @@ const (
 const (
 	payloadMessage byte = 0
 	payloadQuery   byte = 1
+	// payloadPacked holds several messages of one sender and order that
+	// waited together in its send queue: one multicast, delivered as
+	// consecutive Messages (Part 0, 1, ...). Format after the tag: count
+	// uvarint (at least 2), then per message a uvarint length and its bytes.
+	payloadPacked byte = 2
 )
 
 // addrRecord says that member ID listens at Addr.
@@ -89,4 +94,49 @@ func decodeReply(p []byte, replyBytesMax int) (queryID, []byte, error) {
 		return queryID{}, nil, fmt.Errorf("group: reply: %w", err)
 	}
 	return q, reply, nil
+}
+
+// packedBytes is the encoded size of a packed payload of parts.
+func packedBytes(parts [][]byte) int {
+	n := 1 + uvarintBytes(uint64(len(parts)))
+	for _, p := range parts {
+		n += uvarintBytes(uint64(len(p))) + len(p)
+	}
+	return n
+}
+
+func uvarintBytes(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func appendPacked(dst []byte, parts [][]byte) []byte {
+	w := wire.NewBuffer(dst)
+	w.Uint8(payloadPacked)
+	w.Uvarint(uint64(len(parts)))
+	for _, p := range parts {
+		w.LenBytes(p)
+	}
+	return w.Bytes()
+}
+
+// decodePacked splits a packed payload (after its tag). The parts alias p.
+func decodePacked(p []byte, partBytesMax int) ([][]byte, error) {
+	r := wire.NewReader(p)
+	n := r.Count(len(p), 1)
+	if r.Err() == nil && n < 2 {
+		return nil, fmt.Errorf("group: packed payload of %d messages", n)
+	}
+	parts := make([][]byte, 0, n)
+	for range n {
+		parts = append(parts, r.LenBytes(partBytesMax))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("group: packed payload: %w", err)
+	}
+	return parts, nil
 }

@@ -75,6 +75,11 @@ type Message struct {
 	// 0 for FIFO and Causal, and for the rare total message that a view
 	// change delivered without a sequence number).
 	Global uint64
+	// Part tells apart messages that travelled packed in one multicast
+	// (several Sends of one sender and order that waited together): they
+	// share View, Sender and Seq, are delivered one after the other, and
+	// have Part 0, 1, 2, ... (View, Sender, Seq, Part) names a message.
+	Part int
 	// Query is set when the message came from Query: the value Deliver
 	// returns is the reply sent to the querier.
 	Query bool
@@ -162,6 +167,12 @@ type Config struct {
 	// AddrGossipTicks is how often a member sends the addresses it knows
 	// to its view. Zero means 100 ticks.
 	AddrGossipTicks int
+	// PackBytesMax bounds one packed multicast: Sends of one order that
+	// wait in the queue together go out as one message of the protocol
+	// (one sequence number, one ordering entry, one envelope per
+	// destination) up to this many bytes. Nothing waits to be packed: a
+	// lone Send goes out alone. Zero means 64 KiB; 1 turns packing off.
+	PackBytesMax int
 }
 
 func (c *Config) setDefaults() error {
@@ -175,7 +186,7 @@ func (c *Config) setDefaults() error {
 	case c.Bootstrap && len(c.Founders) > 0:
 		return fmt.Errorf("%w: Config.Bootstrap and Config.Founders are exclusive", ErrConfig)
 	case c.TickInterval < 0, c.SendQueueMax < 0, c.QueriesPendingMax < 0, c.SpoolMemoryBytesMax < 0,
-		c.JoinAttemptsMax < 0, c.AddrGossipTicks < 0:
+		c.JoinAttemptsMax < 0, c.AddrGossipTicks < 0, c.PackBytesMax < 0:
 		return fmt.Errorf("%w: a negative TickInterval, SendQueueMax, QueriesPendingMax, SpoolMemoryBytesMax, JoinAttemptsMax or AddrGossipTicks", ErrConfig)
 	}
 	for _, m := range append(slices.Clone(c.Contacts), c.Founders...) {
@@ -226,6 +237,9 @@ func (c *Config) setDefaults() error {
 	def(&c.SpoolMemoryBytesMax, 8<<20)
 	def(&c.JoinAttemptsMax, 3)
 	def(&c.AddrGossipTicks, 100)
+	def(&c.PackBytesMax, 64<<10)
+	// A packed payload travels as one order payload.
+	c.PackBytesMax = min(c.PackBytesMax, c.VSync.Order.PayloadBytesMax)
 	return nil
 }
 

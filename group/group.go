@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chorus-project/chorus/internal/invariant"
 	"github.com/chorus-project/chorus/internal/order"
 	"github.com/chorus-project/chorus/internal/peer"
 	"github.com/chorus-project/chorus/internal/vsync"
@@ -514,7 +515,8 @@ func (g *Group) serve() {
 		if r.kind == reqQuery && len(g.queries) >= g.cfg.QueriesPendingMax {
 			return
 		}
-		seq, err := g.node.Send(r.payload, r.order)
+		payload, n := g.pack()
+		seq, err := g.node.Send(payload, r.order)
 		switch {
 		case errors.Is(err, order.ErrWindowFull), errors.Is(err, order.ErrPaused), errors.Is(err, vsync.ErrNotMember),
 			errors.Is(err, order.ErrFinished):
@@ -525,10 +527,46 @@ func (g *Group) serve() {
 			v, _ := g.node.View()
 			g.queries[queryID{View: v.ID, Seq: seq}] = &pendingQuery{req: r, want: r.replies}
 		default:
-			r.reply(result{})
+			for _, w := range g.waiting[:n] {
+				w.reply(result{})
+			}
 		}
-		g.waiting = g.waiting[1:]
+		g.waiting = g.waiting[n:]
 	}
+}
+
+// pack returns the payload of the next multicast and how many waiting
+// requests it carries: the first request's own, or, when Sends of the same
+// order wait behind it, those packed together up to PackBytesMax.
+func (g *Group) pack() ([]byte, int) {
+	first := g.waiting[0]
+	if first.kind != reqSend {
+		return first.payload, 1
+	}
+	n := 1
+	size := 1 + uvarintBytes(2) + uvarintBytes(uint64(len(first.payload)-1)) + len(first.payload) - 1
+	for n < len(g.waiting) {
+		r := g.waiting[n]
+		if r.kind != reqSend || r.order != first.order {
+			break
+		}
+		grown := size + uvarintBytes(uint64(len(r.payload)-1)) + len(r.payload) - 1 + 1 // +1: the count may grow a byte
+		if grown > g.cfg.PackBytesMax {
+			break
+		}
+		size = grown
+		n++
+	}
+	if n == 1 {
+		return first.payload, 1
+	}
+	parts := make([][]byte, n)
+	for i, r := range g.waiting[:n] {
+		parts[i] = r.payload[1:] // without its tag
+	}
+	p := appendPacked(make([]byte, 0, packedBytes(parts)), parts)
+	invariant.Check(len(p) <= g.cfg.PackBytesMax, "group: packed %d bytes over PackBytesMax %d", len(p), g.cfg.PackBytesMax)
+	return p, n
 }
 
 // handleReady carries out one Ready: send, apply in view order, stream
@@ -637,6 +675,18 @@ func (g *Group) installed(vc vsync.ViewChange) {
 }
 
 func (g *Group) deliver(d vsync.Delivery) {
+	if len(d.Payload) > 0 && d.Payload[0] == payloadPacked {
+		parts, err := decodePacked(d.Payload[1:], g.cfg.PayloadBytesMax())
+		if err != nil {
+			g.log.Error("group: delivered packed payload does not decode", "sender", d.Sender, "seq", d.Seq, "err", err)
+			return
+		}
+		for i, p := range parts {
+			g.h.Deliver(Message{View: d.View, Sender: MemberID(d.Sender), Seq: d.Seq, Part: i, Order: Order(d.Order),
+				Global: d.Global, Payload: p})
+		}
+		return
+	}
 	if len(d.Payload) == 0 || d.Payload[0] > payloadQuery {
 		// Every member skips the same message: peers run this code, so
 		// this is a bug, not an attack; say so loudly.

@@ -310,3 +310,49 @@ func TestTwoGroupsOneHost(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool { return equalLogs(ms, 90) && equalLogs(second, 30) },
 		"90 deliveries in group 1 and 30 in group 2, each in one order")
 }
+
+// TestPackedSends: Sends that wait together go out packed; every member
+// still delivers each message once, in send order per sender and in one
+// total order, with Part numbering the messages of one multicast.
+func TestPackedSends(t *testing.T) {
+	ms := startGroup(t, 3, nil)
+	parts := make([]map[int]int, len(ms)) // per member: Part -> count
+	for i, m := range ms {
+		parts[i] = map[int]int{}
+		m.app.onDeliver = func(msg Message) { parts[i][msg.Part]++ }
+	}
+	sendAll(t, ms, 2000, Total)
+	waitFor(t, 30*time.Second, func() bool { return equalLogs(ms, 6000) }, "6000 deliveries in one order")
+	for i := range ms {
+		ms[i].app.mu.Lock()
+		packed := parts[i][1]
+		ms[i].app.mu.Unlock()
+		if packed == 0 {
+			t.Errorf("member %d: no message arrived packed (Part 1 never seen) in 6000", i+1)
+		}
+	}
+}
+
+func TestDecodePacked(t *testing.T) {
+	p := appendPacked(nil, [][]byte{[]byte("a"), nil, []byte("ccc")})
+	if len(p) != packedBytes([][]byte{[]byte("a"), nil, []byte("ccc")}) {
+		t.Fatalf("packedBytes %d, encoded %d", packedBytes([][]byte{[]byte("a"), nil, []byte("ccc")}), len(p))
+	}
+	got, err := decodePacked(p[1:], 10)
+	if err != nil || len(got) != 3 || string(got[0]) != "a" || len(got[1]) != 0 || string(got[2]) != "ccc" {
+		t.Fatalf("decodePacked = %q, %v", got, err)
+	}
+	for _, bad := range [][]byte{
+		{},               // no count
+		{1, 1, 'a'},      // one message is not packed
+		{2, 1, 'a'},      // a message missing
+		{2, 1, 'a', 5},   // truncated
+		{2, 0, 0, 9},     // trailing bytes
+		{2, 11, 'a', 0},  // over the part limit
+		{200, 1, 'a', 0}, // count beyond the bytes
+	} {
+		if _, err := decodePacked(bad, 10); err == nil {
+			t.Errorf("decodePacked(%v) accepted", bad)
+		}
+	}
+}

@@ -159,9 +159,6 @@ type SnapshotChunk struct {
 	DataChecksum uint32
 }
 
-// last reports whether the chunk ends the snapshot.
-func (ch *SnapshotChunk) last() bool { return ch.Offset+uint64(len(ch.Data)) == ch.Info.TotalBytes }
-
 // castagnoli is the CRC32C table of snapshot checksums (as the WAL's).
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
