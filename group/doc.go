@@ -75,7 +75,12 @@
 //	kind 0x0241 reply:  view uvarint, seq uvarint (the query's sender seq
 //	                    in that view), reply bytes
 //
-// Every multicast payload starts with one byte: 0 a message, 1 a query.
+// Every multicast payload starts with one byte: 0 a message, 1 a query, 2
+// several messages packed (Sends of one order that waited together in the
+// send queue, at most Config.PackBytesMax in all): a uvarint count (at
+// least 2), then per message a uvarint length and its bytes. Packed
+// messages share one sequence number and are delivered one after the
+// other, numbered by Message.Part.
 // The state-transfer stream ends with a 12-byte trailer (length, CRC-32C);
 // see transfer.go.
 package group
