@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -141,6 +142,11 @@ func errorsIsConfig(err error) bool { return errors.Is(err, groupbench.ErrConfig
 // execLauncher starts members as child processes of this binary; their
 // stderr goes to logw.
 func execLauncher(exe string, logw io.Writer) groupbench.Launcher {
+	// The members' stderr copiers run concurrently; an *os.File is handed
+	// to the children as is, any other writer needs the lock.
+	if _, ok := logw.(*os.File); !ok {
+		logw = &lockedWriter{w: logw}
+	}
 	return func(ctx context.Context, c groupbench.MemberConfig) (groupbench.Proc, error) {
 		cmd := exec.Command(exe, append([]string{"bench", memberCmd}, c.Args()...)...)
 		cmd.Stderr = logw
@@ -169,3 +175,15 @@ func (p *execProc) Stdin() io.WriteCloser { return p.in }
 func (p *execProc) Stdout() io.Reader     { return p.out }
 func (p *execProc) Wait() error           { return p.cmd.Wait() }
 func (p *execProc) Kill()                 { _ = p.cmd.Process.Kill() }
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
