@@ -522,7 +522,9 @@ func (g *Group) serve() {
 			errors.Is(err, order.ErrFinished):
 			return
 		case err != nil:
-			r.reply(result{err: err})
+			for _, w := range g.waiting[:n] {
+				w.reply(result{err: err})
+			}
 		case r.kind == reqQuery:
 			v, _ := g.node.View()
 			g.queries[queryID{View: v.ID, Seq: seq}] = &pendingQuery{req: r, want: r.replies}
