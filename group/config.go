@@ -150,7 +150,10 @@ type Config struct {
 	// VSync tunes the protocol; the zero value means vsync.DefaultConfig.
 	VSync vsync.Config
 	// SendQueueMax bounds the Send and Query calls waiting for room in the
-	// send window (or for a view change to end). Zero means 1024.
+	// send window (or for a view change to end): the group's goroutine
+	// holds at most SendQueueMax of them and its intake channel as many
+	// again; beyond that Send and Query block until ctx ends. Zero means
+	// 1024.
 	SendQueueMax int
 	// QueriesPendingMax bounds the queries this member waits for replies
 	// to. Zero means 1024.

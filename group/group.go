@@ -327,7 +327,7 @@ func (g *Group) run() {
 	g.gossip()
 	for {
 		// A full waiting list stops intake (nil channel): callers then
-		// queue in g.reqs, and beyond it get ErrBusy.
+		// queue in g.reqs, and beyond it Send and Query block.
 		reqs := g.reqs
 		if len(g.waiting) >= g.cfg.SendQueueMax {
 			reqs = nil
