@@ -336,7 +336,19 @@ func (c *Core) handleSnapshot(m Message) {
 		ack(want) // a damaged chunk: refuse it, ask for it again
 		return
 	}
-	if ch.Offset == 0 && !same {
+	if c.snapshotToSave != nil {
+		// A snapshot installed since the last Ready is not yet persisted:
+		// its Ready must not also carry chunks of another transfer, which
+		// the shell would write to the receiving file before it turns that
+		// file into the installed snapshot. Ask for this chunk again.
+		ack(want)
+		return
+	}
+	// A chunk at offset 0 starts the receive afresh even for the same
+	// snapshot: the leader restarted the transfer, and what this member
+	// received before may no longer be on its disk (the shell discards a
+	// partial file at start-up and whenever a new offset-0 chunk is saved).
+	if ch.Offset == 0 {
 		// The start of a new transfer (a new leader or a newer snapshot):
 		// whatever was being received is abandoned.
 		r = &snapRecv{ballot: m.Ballot, meta: ch.Meta, info: ch.Info}
@@ -494,6 +506,16 @@ func (c *Core) handleHeartbeatAck(m Message) {
 	if pr.state == stateSnapshot && pr.match >= pr.pendingSnapshot {
 		pr.becomeReplicate() // installed; the answer to its last chunk was lost
 	}
+	if m.LastSlot < pr.match && pr.state == stateReplicate {
+		// The follower knows less of what matches our log than we do: it
+		// restarted, and that knowledge (leaderMatch) is volatile. Its
+		// entries are durable, but it cannot commit them until an Accept
+		// of ours covers them again, and with nothing new to propose none
+		// would come (testdata/follower_restart_idle.txt): send again from
+		// what it knows.
+		pr.becomeProbe()
+		pr.next = m.LastSlot + 1
+	}
 	if moved {
 		c.maybeCommit()
 		if c.role != Leader {
@@ -520,7 +542,7 @@ func (c *Core) handleHeartbeatAck(m Message) {
 			pr.becomeProbe()
 		}
 	}
-	if pr.match < c.log.last() {
+	if pr.match < c.log.last() || pr.next <= pr.match {
 		// In replicate state with nothing new to send, an empty Accept
 		// still probes: if the last batch was lost, the follower refuses
 		// it and the leader backs up (as etcd raft does).

@@ -13,6 +13,7 @@ import (
 	"github.com/chorus-project/chorus/group"
 	"github.com/chorus-project/chorus/internal/kv"
 	"github.com/chorus-project/chorus/internal/modes/active"
+	"github.com/chorus-project/chorus/internal/vsync"
 )
 
 // Active namespaces (DESIGN.md section 2, mode active) run in process
@@ -136,7 +137,13 @@ func (s *Server) startGroup(ns string) {
 // activeBackend starts this member's share of an active namespace.
 func (s *Server) activeBackend(spec kv.NamespaceSpec) (Backend, error) {
 	marker := filepath.Join(s.cfg.DataDir, "groups", spec.Name)
-	gcfg := group.Config{Host: s.host, TickInterval: 10 * time.Millisecond}
+	// Commands travel in Safe order (internal/modes/active): a command
+	// waits until every member reported holding it. Reporting after every
+	// message, rather than every 64 or every 5 ticks, keeps that wait at
+	// a round trip when a few clients write.
+	vcfg := vsync.DefaultConfig()
+	vcfg.Order.ReportEveryMessages = 1
+	gcfg := group.Config{Host: s.host, TickInterval: 10 * time.Millisecond, VSync: vcfg}
 	_, err := os.Stat(marker)
 	switch {
 	case err == nil: // started here before: join as a new incarnation

@@ -1,7 +1,7 @@
 // Package active is the `active` replication mode (DESIGN.md section 2):
 // active replication by totally ordered multicast. A namespace is one
 // process group (package group); every command, write or read, is
-// multicast in total order and executed by every member on its own copy of
+// multicast in Safe order (total and uniform) and executed by every member on its own copy of
 // the namespace (a kv.Machine), so all copies pass through the same states.
 // The member that received the client's request answers with its own
 // result.
@@ -12,6 +12,13 @@
 //     state at each point of the order (the group's total order).
 //   - Writes and reads are linearizable: both are ordered, and a member
 //     answers once it has executed the command at its place in the order.
+//     They travel in Safe order (total and uniform): a member executes a
+//     command only once every member of the view holds it. With Total
+//     alone, the sequencer could execute and acknowledge a command that
+//     dies with it, unseen by the others: an acknowledged write lost, or a
+//     read that saw a state no survivor has. The real-process fault test
+//     found exactly that with Total (a linearizability anomaly after the
+//     sequencer was killed).
 //   - In memory: a namespace survives while one member of the group's
 //     current view lives; a joiner (a restarted server) gets the state by
 //     state transfer. Nothing is on disk, and a majority of each view must
@@ -166,7 +173,7 @@ func (b *Backend) run(ctx context.Context, kind byte, req kv.Request) (kv.Respon
 	w.Uvarint(uint64(b.self))
 	w.Uvarint(id)
 	p := append(w.Bytes(), kv.EncodeRequest(req)...)
-	if err := b.g.Send(ctx, p, group.Total); err != nil {
+	if err := b.g.Send(ctx, p, group.Safe); err != nil {
 		return kv.Response{}, fmt.Errorf("active: namespace %s: %w", b.cfg.Spec.Name, err)
 	}
 	select {
