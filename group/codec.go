@@ -98,18 +98,9 @@ func decodeReply(p []byte, replyBytesMax int) (queryID, []byte, error) {
 
 // packedBytes is the encoded size of a packed payload of parts.
 func packedBytes(parts [][]byte) int {
-	n := 1 + uvarintBytes(uint64(len(parts)))
+	n := 1 + wire.UvarintLen(uint64(len(parts)))
 	for _, p := range parts {
-		n += uvarintBytes(uint64(len(p))) + len(p)
-	}
-	return n
-}
-
-func uvarintBytes(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
+		n += wire.UvarintLen(uint64(len(p))) + len(p)
 	}
 	return n
 }

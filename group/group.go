@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -459,7 +460,7 @@ func (g *Group) learn(id MemberID, addr string) bool {
 // decides a view must reach the joiners it adds.
 func (g *Group) gossip() {
 	var recs []addrRecord
-	ids := slices.Sorted(mapsKeys(g.addrs))
+	ids := slices.Sorted(maps.Keys(g.addrs))
 	for _, id := range ids {
 		if len(recs) == addrsPerMessageMax {
 			break
@@ -476,16 +477,6 @@ func (g *Group) gossip() {
 	for _, id := range to {
 		if MemberID(id) != g.host.cfg.ID {
 			g.host.send(wire.Envelope{Kind: kindAddrs, Channel: g.cfg.GroupID, From: peer.ID(g.host.cfg.ID), To: id, Payload: p})
-		}
-	}
-}
-
-func mapsKeys(m map[MemberID]string) func(func(MemberID) bool) {
-	return func(yield func(MemberID) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
@@ -546,13 +537,13 @@ func (g *Group) pack() ([]byte, int) {
 		return first.payload, 1
 	}
 	n := 1
-	size := 1 + uvarintBytes(2) + uvarintBytes(uint64(len(first.payload)-1)) + len(first.payload) - 1
+	size := 1 + wire.UvarintLen(2) + wire.UvarintLen(uint64(len(first.payload)-1)) + len(first.payload) - 1
 	for n < len(g.waiting) {
 		r := g.waiting[n]
 		if r.kind != reqSend || r.order != first.order {
 			break
 		}
-		grown := size + uvarintBytes(uint64(len(r.payload)-1)) + len(r.payload) - 1 + 1 // +1: the count may grow a byte
+		grown := size + wire.UvarintLen(uint64(len(r.payload)-1)) + len(r.payload) - 1 + 1 // +1: the count may grow a byte
 		if grown > g.cfg.PackBytesMax {
 			break
 		}
@@ -756,7 +747,7 @@ func (g *Group) checkQuery(q queryID, pq *pendingQuery) {
 // group; a query asking for more replies than members remain gets what
 // there is.
 func (g *Group) viewChangedQueries(v View) {
-	for _, q := range slices.SortedFunc(queryKeys(g.queries), func(a, b queryID) int {
+	for _, q := range slices.SortedFunc(maps.Keys(g.queries), func(a, b queryID) int {
 		if a.View != b.View {
 			return int(a.View - b.View)
 		}
@@ -772,16 +763,6 @@ func (g *Group) viewChangedQueries(v View) {
 			pq.want = len(v.Members)
 		}
 		g.checkQuery(q, pq)
-	}
-}
-
-func queryKeys(m map[queryID]*pendingQuery) func(func(queryID) bool) {
-	return func(yield func(queryID) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 

@@ -334,17 +334,8 @@ func encodeKV(w *wire.Buffer, kv KeyValue) {
 
 // kvEncodedBytes is the exact size encodeKV gives kv.
 func kvEncodedBytes(key, value []byte, version, create, mod uint64) int {
-	return uvarintLen(uint64(len(key))) + len(key) + uvarintLen(uint64(len(value))) + len(value) +
-		uvarintLen(version) + uvarintLen(create) + uvarintLen(mod)
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
+	return wire.UvarintLen(uint64(len(key))) + len(key) + wire.UvarintLen(uint64(len(value))) + len(value) +
+		wire.UvarintLen(version) + wire.UvarintLen(create) + wire.UvarintLen(mod)
 }
 
 // DecodeResponse decodes what EncodeResponse wrote. Byte strings of the

@@ -327,7 +327,7 @@ func (s *snapReader) uvarint() uint64 {
 	case n < 0:
 		s.fail(corrupt("varint overflows 64 bits"))
 		return 0
-	case n != uvarintLen(v):
+	case n != wire.UvarintLen(v):
 		s.fail(corrupt("non-canonical varint"))
 		return 0
 	}

@@ -163,18 +163,9 @@ func Append(w *wire.Buffer, c Clock) {
 
 // EncodedLen is the number of bytes Append writes for c.
 func EncodedLen(c Clock) int {
-	n := uvarintLen(uint64(len(c)))
+	n := wire.UvarintLen(uint64(len(c)))
 	for _, v := range c {
-		n += uvarintLen(v)
-	}
-	return n
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
+		n += wire.UvarintLen(v)
 	}
 	return n
 }

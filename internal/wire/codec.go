@@ -173,7 +173,7 @@ func (r *Reader) Uvarint() uint64 {
 	case n < 0:
 		r.fail(fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed))
 		return 0
-	case n != uvarintLen(v):
+	case n != UvarintLen(v):
 		r.fail(fmt.Errorf("%w: non-canonical varint", ErrMalformed))
 		return 0
 	}
@@ -181,7 +181,9 @@ func (r *Reader) Uvarint() uint64 {
 	return v
 }
 
-func uvarintLen(v uint64) int {
+// UvarintLen is the number of bytes Buffer.Uvarint writes for v: what a
+// caller needs to size an encoding before writing it.
+func UvarintLen(v uint64) int {
 	n := 1
 	for v >= 0x80 {
 		v >>= 7

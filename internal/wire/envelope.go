@@ -64,8 +64,8 @@ func AppendEnvelope(dst []byte, e Envelope) []byte {
 
 // EncodedLen is the length AppendEnvelope will add for e.
 func EncodedLen(e Envelope) int {
-	return 3 + uvarintLen(e.Channel) + uvarintLen(uint64(e.From)) + uvarintLen(uint64(e.To)) +
-		uvarintLen(uint64(len(e.Payload))) + len(e.Payload)
+	return 3 + UvarintLen(e.Channel) + UvarintLen(uint64(e.From)) + UvarintLen(uint64(e.To)) +
+		UvarintLen(uint64(len(e.Payload))) + len(e.Payload)
 }
 
 // DecodeEnvelope decodes one envelope that fills p exactly. A payload longer
